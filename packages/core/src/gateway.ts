@@ -1,0 +1,330 @@
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { z } from 'zod';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { ConfigError, resolveConfig, validateWith, type ConfigSource } from './config/load.js';
+import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
+import { DnsResolver } from './dns/index.js';
+import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
+import { createLogger, type Logger } from './log.js';
+import { isPlugin, tapOptions, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
+import { ConnectionTable, Listener } from './server/listener.js';
+import { Transaction, type Recipient } from './session.js';
+import type { EngineContext, EngineIO, EngineOptions, PeerInfo } from './smtp/engine.js';
+import { SmtpSession } from './smtp/engine.js';
+import type { Reply } from './smtp/reply.js';
+import { Spool } from './spool/spool.js';
+
+export interface GatewayOptions {
+  /** Logger to use instead of one built from `config.log`. */
+  logger?: Logger;
+  /** Where the config came from, so plugin option errors can name their line. */
+  source?: ConfigSource;
+  /** DNS resolver to share with plugins (tests pass one pointed at a test server). */
+  dns?: DnsResolver;
+}
+
+export interface UseOptions {
+  /** Instance name (default: the plugin's name; a second instance gets "#2"). */
+  name?: string;
+  timeout?: number;
+}
+
+/** Timing of one plugin's taps on one hook. */
+export interface TapStats {
+  calls: number;
+  totalMs: number;
+  maxMs: number;
+  errors: number;
+}
+
+/**
+ * A gateway: the hooks, the plugins tapped into them, and the listeners. Created
+ * from a config object (YAML or code); plugins are added with `use()` before
+ * `listen()`; after that the hooks are closed to new taps.
+ */
+export class Gateway implements PluginGatewayView {
+  readonly config: GatewayConfig;
+  readonly hooks: GatewayHooks;
+  readonly log: Logger;
+  readonly spool: Spool;
+  readonly stats = new Map<string, TapStats>();
+  private readonly localDomains = new Set<string>();
+  private readonly listeners: Listener[] = [];
+  private readonly table: ConnectionTable;
+  private readonly closers: Array<() => void | Promise<void>> = [];
+  private readonly pluginNames = new Set<string>();
+  private readonly engineOptions: EngineOptions;
+  private readonly source: ConfigSource | undefined;
+  private dnsResolver: DnsResolver | undefined;
+  private started = false;
+  private closed: Promise<void> | undefined;
+  private secureContext: SecureContext | undefined;
+
+  constructor(config: GatewayConfig, options: GatewayOptions = {}) {
+    this.config = config;
+    this.source = options.source;
+    this.log = options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
+    this.dnsResolver = options.dns;
+    this.spool = new Spool({ dir: config.spool.dir, memoryThreshold: config.spool.memoryThreshold });
+    this.table = new ConnectionTable(config.limits);
+    this.hooks = createHooks({
+      timeout: config.pluginTimeout,
+      record: (outcome, args) => this.recordTap(outcome, args),
+      assertOpen: (hook, plugin) => {
+        if (this.started) throw new Error(`plugin "${plugin}" tapped hook "${hook}" after the gateway started listening; tap in setup()`);
+      },
+    });
+    const { limits, smtp } = config;
+    this.engineOptions = {
+      hostname: config.hostname,
+      banner: smtp.banner,
+      maxMessageSize: limits.maxMessageSize,
+      maxRecipients: limits.maxRecipients,
+      maxErrors: limits.maxErrors,
+      maxUnrecognizedCommands: limits.maxUnrecognizedCommands,
+      maxCommandLineLength: limits.maxCommandLineLength,
+      bareLineEndings: smtp.bareLineEndings,
+      authWithoutTls: smtp.authWithoutTls,
+      requireTls: smtp.requireTls,
+      pipelining: smtp.pipelining,
+      chunking: smtp.chunking,
+      smtputf8: smtp.smtputf8,
+      vrfy: smtp.vrfy,
+    };
+  }
+
+  get hostname(): string {
+    return this.config.hostname;
+  }
+
+  /** The shared DNS resolver, created on first use from `dns:` (default: `/etc/resolv.conf`). */
+  get dns(): DnsResolver {
+    const { servers, timeout, retries } = this.config.dns;
+    this.dnsResolver ??= new DnsResolver({ ...(servers ? { servers } : {}), timeout, retries });
+    return this.dnsResolver;
+  }
+
+  addLocalDomain(domain: string): void {
+    this.localDomains.add(foldDomain(domain));
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.localDomains.has(foldDomain(domain));
+  }
+
+  /**
+   * Add a plugin: validate its options with its own schema, then run its setup.
+   * `index` is its position in the YAML list, for error messages.
+   */
+  async use<S extends z.ZodType>(plugin: PluginDefinition<S>, options?: z.input<S>, useOptions: UseOptions & { index?: number } = {}): Promise<void> {
+    if (this.started) throw new Error(`cannot add plugin "${plugin.name}" after the gateway started listening`);
+    if (!isPlugin(plugin)) throw new TypeError('use(): not a plugin made with definePlugin()');
+    const prefix = useOptions.index === undefined ? [] : ['plugins', useOptions.index, 'with'];
+    const validated = plugin.options
+      ? validateWith(plugin.options, options ?? {}, useOptions.index === undefined ? undefined : this.source, prefix)
+      : options;
+    let name = useOptions.name ?? plugin.name;
+    for (let n = 2; this.pluginNames.has(name); n++) name = `${useOptions.name ?? plugin.name}#${n}`;
+    this.pluginNames.add(name);
+    const timeout = useOptions.timeout;
+    const log = this.log.child({ plugin: name });
+    const context: PluginContext<unknown> = {
+      name,
+      options: validated,
+      hooks: this.hooks,
+      tap: (hook, fn, opts = {}) => {
+        const tap = tapOptions(name, { ...(timeout === undefined ? {} : { timeout }), ...opts });
+        // Sync and async taps alike: the interceptor handles both, and times out only promises.
+        (this.hooks[hook] as unknown as { tap(o: object, f: Function): void }).tap(tap, fn);
+      },
+      gateway: this,
+      log,
+      configDir: this.source?.dir ?? process.cwd(),
+      onClose: (fn) => this.closers.push(fn),
+    };
+    await plugin.setup(context as never);
+  }
+
+  /** Open every listener. Resolves with their addresses (port 0 gets a real port). */
+  async listen(): Promise<AddressInfo[]> {
+    if (this.started) throw new Error('the gateway is already listening');
+    await this.spool.init();
+    if (this.config.tls) {
+      const [key, cert] = await Promise.all([readFile(this.config.tls.key), readFile(this.config.tls.cert)]).catch((error: unknown) => {
+        throw new ConfigError([{ path: ['tls'], pathText: 'tls', message: `cannot read TLS key/cert: ${errorMessage(error)}` }]);
+      });
+      this.secureContext = createSecureContext({ key, cert, minVersion: this.config.tls.minVersion });
+    }
+    this.started = true;
+    const addresses: AddressInfo[] = [];
+    try {
+      for (const options of this.config.listen) {
+        const offerStartTls = options.tls === 'starttls' && this.secureContext !== undefined;
+        const listener = new Listener(
+          options,
+          this.engineContext(offerStartTls),
+          this.table,
+          this.config.limits,
+          options.tls === 'none' ? undefined : this.secureContext,
+          this.log,
+        );
+        addresses.push(await listener.listen());
+        this.listeners.push(listener);
+        this.log.info('listening', { host: options.host, port: addresses.at(-1)!.port, tls: options.tls });
+      }
+    } catch (error) {
+      await Promise.all(this.listeners.map((l) => l.stopAccepting()));
+      throw error;
+    }
+    return addresses;
+  }
+
+  get addresses(): AddressInfo[] {
+    return this.listeners.map((l) => l.address).filter((a): a is AddressInfo => a !== undefined);
+  }
+
+  /** Number of open SMTP connections. */
+  get connections(): number {
+    return this.table.all.size;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let sessions finish their transaction until
+   * `timeout` (default `shutdownTimeout`), then drop what is left and close plugins.
+   */
+  close(timeout = this.config.shutdownTimeout): Promise<void> {
+    this.closed ??= this.shutdown(timeout);
+    return this.closed;
+  }
+
+  private async shutdown(timeout: number): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.stopAccepting()));
+    for (const connection of this.table.all) connection.session.shutdown();
+    const deadline = Date.now() + timeout;
+    while (this.table.all.size > 0 && Date.now() < deadline) await sleep(50);
+    for (const connection of this.table.all) connection.destroy();
+    while (this.table.all.size > 0) await sleep(10);
+    for (const close of this.closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        this.log.error('plugin close failed', { error });
+      }
+    }
+  }
+
+  /**
+   * Start a session on any byte transport, without sockets: how the engine is tested
+   * on bytes (see `@mailgate/core/testing`). Marks the gateway started, like listen().
+   */
+  openSession(io: EngineIO, peer: Partial<PeerInfo> & { tlsAvailable?: boolean } = {}): SmtpSession {
+    this.started = true;
+    const session = new SmtpSession(this.engineContext(peer.tlsAvailable ?? false), io, {
+      id: peer.id ?? `T${Math.random().toString(36).slice(2, 10).toUpperCase()}`,
+      remoteAddress: peer.remoteAddress ?? '127.0.0.1',
+      remotePort: peer.remotePort ?? 50000,
+      localAddress: peer.localAddress ?? '127.0.0.1',
+      localPort: peer.localPort ?? 25,
+      ...(peer.tls ? { tls: peer.tls } : {}),
+    });
+    return session;
+  }
+
+  private engineContext(tlsAvailable: boolean): EngineContext {
+    return {
+      hooks: this.hooks,
+      options: this.engineOptions,
+      spool: this.spool,
+      log: this.log,
+      tlsAvailable,
+      isLocalDomain: (domain) => this.localDomains.has(foldDomain(domain)),
+      transactionDone: (session, tx, reply, ms) => this.logTransaction(session, tx, reply, ms),
+    };
+  }
+
+  /** One log line per transaction with its verdicts (the audit trail). */
+  private logTransaction(session: SmtpSession, tx: Transaction, reply: Reply, ms: number): void {
+    const level = reply.code < 400 ? 'info' : 'warn';
+    if (!this.log.enabled(level)) return;
+    this.log[level]('transaction', {
+      session: session.id,
+      tx: tx.id,
+      client: session.remoteAddress,
+      helo: session.heloName,
+      user: session.user,
+      tls: session.tls !== undefined,
+      from: tx.senderText,
+      rcpts: tx.recipients.map((r: Recipient) => (r.claimedBy ? `${r.text} (${r.claimedBy})` : r.text)),
+      size: tx.message?.size,
+      result: reply.code < 300 ? 'accepted' : reply.code < 500 ? 'tempfailed' : 'rejected',
+      reply: `${reply.code} ${reply.enhanced ?? ''} ${Array.isArray(reply.text) ? reply.text.join(' ') : reply.text}`.replace(/ +/g, ' '),
+      ms: Math.round(ms),
+      audit: tx.audit,
+    });
+  }
+
+  private recordTap(outcome: TapOutcome, args: readonly unknown[]): void {
+    const key = `${outcome.plugin}\u0000${outcome.hook}`;
+    let stats = this.stats.get(key);
+    if (!stats) this.stats.set(key, (stats = { calls: 0, totalMs: 0, maxMs: 0, errors: 0 }));
+    stats.calls++;
+    stats.totalMs += outcome.ms;
+    if (outcome.ms > stats.maxMs) stats.maxMs = outcome.ms;
+    if (outcome.error !== undefined) {
+      stats.errors++;
+      this.log.warn(outcome.timedOut ? 'plugin timed out' : 'plugin failed', {
+        plugin: outcome.plugin,
+        hook: outcome.hook,
+        error: outcome.error,
+        ms: Math.round(outcome.ms),
+      });
+    }
+    const tx = args[1];
+    if (!(tx instanceof Transaction)) return;
+    const recipient = outcome.hook === 'rcpt' || outcome.hook === 'claim' ? (args[2] as Recipient) : undefined;
+    if (outcome.hook === 'claim' && outcome.verdict?.kind === 'accept' && recipient) {
+      recipient.claimedBy ??= outcome.plugin;
+    }
+    if (!outcome.verdict && outcome.error === undefined) return;
+    tx.audit.push({
+      hook: outcome.hook,
+      plugin: outcome.plugin,
+      verdict: outcome.timedOut ? 'timeout' : outcome.error !== undefined ? 'error' : outcome.hook === 'claim' && outcome.verdict?.kind === 'accept' ? 'claim' : outcome.verdict!.kind,
+      ...(outcome.verdict?.reason || outcome.error !== undefined ? { reason: outcome.verdict?.reason ?? errorMessage(outcome.error) } : {}),
+      ...(recipient ? { recipient: recipient.text } : {}),
+      ms: Math.round(outcome.ms * 1000) / 1000,
+    });
+  }
+}
+
+/**
+ * Create a gateway from a config object (everything optional, safe defaults:
+ * loopback only, no relaying, limits on). Tap `gateway.hooks` or `use()` plugins,
+ * then `await gateway.listen()`.
+ */
+export function createGateway(config: GatewayConfigInput | GatewayConfig = {}, options: GatewayOptions = {}): Gateway {
+  const resolved = isResolved(config) ? config : resolveConfig(config);
+  return new Gateway(resolved, options);
+}
+
+const RESOLVED = Symbol.for('mailgate.resolvedConfig');
+
+/** Mark a config as already validated (loadGateway passes one), so it is not parsed twice. */
+export function markResolved(config: GatewayConfig): GatewayConfig {
+  Object.defineProperty(config, RESOLVED, { value: true });
+  return config;
+}
+
+function isResolved(config: object): config is GatewayConfig {
+  return (config as Record<symbol, unknown>)[RESOLVED] === true;
+}
+
+function foldDomain(domain: string): string {
+  const lower = domain.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,110 @@
+import { createRequire } from 'node:module';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, loadConfigFile, parseConfig, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
+import { formatPath } from './config/issues.js';
+import type { DnsResolver } from './dns/index.js';
+import { Gateway, markResolved } from './gateway.js';
+import { errorMessage } from './hooks.js';
+import type { Logger } from './log.js';
+import { isPlugin, type PluginDefinition } from './plugin.js';
+import { builtinPlugins } from './plugins/builtins.js';
+
+export interface LoadGatewayOptions {
+  env?: Env;
+  /** Values that replace the file's (e.g. `--listen` from the command line). */
+  overrides?: ConfigOverrides;
+  logger?: Logger;
+  dns?: DnsResolver;
+}
+
+/**
+ * Build a gateway from a YAML file: validate the core config, then load every
+ * enabled plugin of the list in order and validate its `with:` against the
+ * plugin's own schema. All problems are reported together, with key paths and
+ * lines, before any port is opened.
+ */
+export async function loadGateway(file: string, options: LoadGatewayOptions = {}): Promise<Gateway> {
+  const { config, source } = await loadConfigFile(file, { ...(options.env ? { env: options.env } : {}), ...(options.overrides ? { overrides: options.overrides } : {}) });
+  return buildGateway(config, source, options);
+}
+
+/** Same as loadGateway, from YAML text (tests, `mailgate check -`). */
+export async function gatewayFromYaml(text: string, options: LoadGatewayOptions & { file?: string } = {}): Promise<Gateway> {
+  const { config, source } = parseConfig(text, {
+    ...(options.file ? { file: options.file } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.overrides ? { overrides: options.overrides } : {}),
+  });
+  return buildGateway(config, source, options);
+}
+
+async function buildGateway(config: Gateway['config'], source: ConfigSource, options: LoadGatewayOptions): Promise<Gateway> {
+  const gateway = new Gateway(markResolved(config), {
+    source,
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.dns ? { dns: options.dns } : {}),
+  });
+  const issues: ConfigIssue[] = [];
+  for (const [index, entry] of config.plugins.entries()) {
+    if (!entry.enabled) continue;
+    const at = (path: (string | number)[]) => source.locate(path);
+    let plugin: PluginDefinition;
+    try {
+      plugin = await importPlugin(entry.use, source.dir);
+    } catch (error) {
+      const path = ['plugins', index, 'use'];
+      issues.push({ path, pathText: formatPath(path), message: errorMessage(error), ...at(path), ...(source.file ? { file: source.file } : {}) });
+      continue;
+    }
+    try {
+      await gateway.use(plugin, entry.with, { index, ...(entry.timeout === undefined ? {} : { timeout: entry.timeout }) });
+    } catch (error) {
+      if (error instanceof ConfigError) issues.push(...error.issues);
+      else {
+        const path = ['plugins', index];
+        issues.push({
+          path,
+          pathText: formatPath(path),
+          message: `plugin "${plugin.name}" failed to start: ${errorMessage(error)}`,
+          ...at(path),
+          ...(source.file ? { file: source.file } : {}),
+        });
+      }
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues, source.file);
+  return gateway;
+}
+
+/** Resolve `use:`: a built-in name, a path relative to the config file, or a package name. */
+export async function importPlugin(use: string, dir: string): Promise<PluginDefinition> {
+  const builtin = builtinPlugins.get(use);
+  if (builtin) return builtin;
+  const isPath = use.startsWith('.') || isAbsolute(use);
+  let url: string;
+  if (isPath) url = pathToFileURL(resolve(dir, use)).href;
+  else {
+    try {
+      // Resolve from the config's directory first, so a gateway folder can have its own node_modules.
+      url = pathToFileURL(createRequire(join(dir, 'noop.js')).resolve(use)).href;
+    } catch {
+      try {
+        url = import.meta.resolve(use);
+      } catch {
+        throw new Error(`cannot find plugin "${use}": not a built-in (${[...builtinPlugins.keys()].join(', ')}), and no such package is installed (npm install ${use})`);
+      }
+    }
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(`cannot load plugin "${use}": ${errorMessage(error)}`);
+  }
+  const candidate = module.default ?? module.plugin;
+  if (!isPlugin(candidate)) {
+    throw new Error(`"${use}" does not export a Mailgate plugin (export default definePlugin({ ... }))`);
+  }
+  return candidate;
+}

@@ -1,0 +1,96 @@
+/**
+ * Structured logging: one JSON object per line on stdout (for log shippers), or a
+ * human-readable line per event in `pretty` mode. Deliberately tiny: the hot path
+ * checks `enabled(level)` before building any fields.
+ */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type LogFields = Record<string, unknown>;
+
+const LEVELS: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, silent: 100 };
+
+export interface Logger {
+  readonly level: LogLevel;
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean;
+  trace(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: LogFields): Logger;
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  format?: 'json' | 'pretty';
+  /** Where lines go; default process.stdout. */
+  write?: (line: string) => void;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  return new LineLogger(options.level ?? 'info', options.format ?? 'json', write, {});
+}
+
+class LineLogger implements Logger {
+  private readonly threshold: number;
+
+  constructor(
+    readonly level: LogLevel,
+    private readonly format: 'json' | 'pretty',
+    private readonly write: (line: string) => void,
+    private readonly bound: LogFields,
+  ) {
+    this.threshold = LEVELS[level];
+  }
+
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean {
+    return LEVELS[level] >= this.threshold;
+  }
+  trace(msg: string, fields?: LogFields): void {
+    if (this.threshold <= 10) this.emit('trace', msg, fields);
+  }
+  debug(msg: string, fields?: LogFields): void {
+    if (this.threshold <= 20) this.emit('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    if (this.threshold <= 30) this.emit('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    if (this.threshold <= 40) this.emit('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    if (this.threshold <= 50) this.emit('error', msg, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new LineLogger(this.level, this.format, this.write, { ...this.bound, ...fields });
+  }
+
+  private emit(level: LogLevel, msg: string, fields: LogFields | undefined): void {
+    const time = new Date().toISOString();
+    const all = fields ? { ...this.bound, ...fields } : this.bound;
+    if (this.format === 'json') {
+      this.write(`${JSON.stringify({ time, level, msg, ...all }, replacer)}\n`);
+      return;
+    }
+    let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
+    for (const [k, v] of Object.entries(all)) {
+      if (v === undefined) continue;
+      line += ` ${k}=${typeof v === 'string' ? (/[\s"=]/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v, replacer)}`;
+    }
+    this.write(`${line}\n`);
+  }
+}
+
+/** Errors are serialised with their message and code, not as `{}`. */
+function replacer(_key: string, value: unknown): unknown {
+  if (value instanceof Error) {
+    const code = (value as NodeJS.ErrnoException).code;
+    return code ? { message: value.message, code } : { message: value.message };
+  }
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}
+
+/** A logger that drops everything (embedding and tests). */
+export const silentLogger: Logger = createLogger({ level: 'silent', write: () => undefined });

@@ -1,0 +1,74 @@
+import type { z } from 'zod';
+import type { DnsResolver } from './dns/index.js';
+import type { GatewayConfig } from './config/schema.js';
+import type { GatewayHooks, TapExtras } from './hooks.js';
+import type { Logger } from './log.js';
+
+/** What a plugin's `setup` receives: its validated options and the gateway to tap. */
+export interface PluginContext<Options> {
+  /** The plugin's instance name: what its taps, claims and audit entries are recorded under. */
+  readonly name: string;
+  readonly options: Options;
+  readonly hooks: GatewayHooks;
+  /** Tap a hook under this plugin's name and timeout. `tap('rcpt', fn)` = `hooks.rcpt.tapPromise({ name }, fn)`. */
+  tap<H extends keyof GatewayHooks>(hook: H, fn: TapFn<H>, options?: { stage?: number; timeout?: number }): void;
+  readonly gateway: PluginGatewayView;
+  readonly log: Logger;
+  /** Directory relative paths in the plugin's options are meant against (the config file's directory). */
+  readonly configDir: string;
+  /** Run `fn` when the gateway closes (flush state, close files, stop timers). */
+  onClose(fn: () => void | Promise<void>): void;
+}
+
+/** The parts of the gateway a plugin may use. */
+export interface PluginGatewayView {
+  readonly hostname: string;
+  readonly config: GatewayConfig;
+  /** The shared DNS stub resolver (cache shared by every plugin). */
+  readonly dns: DnsResolver;
+  /** Declare a domain as delivered locally: unclaimed recipients there get `550 5.1.1`, not `554 5.7.1`. */
+  addLocalDomain(domain: string): void;
+  isLocalDomain(domain: string): boolean;
+}
+
+type HookArgs<H extends keyof GatewayHooks> = GatewayHooks[H] extends { promise(...args: infer A): unknown } ? A : never;
+type HookResult<H extends keyof GatewayHooks> = GatewayHooks[H] extends { promise(...args: never[]): Promise<infer R> } ? R : never;
+export type TapFn<H extends keyof GatewayHooks> = (...args: HookArgs<H>) => HookResult<H> | Promise<HookResult<H>>;
+
+export interface PluginDefinition<Schema extends z.ZodType = z.ZodType> {
+  /** Package-style name, e.g. "@mailgate/plugin-acl"; also the default tap name. */
+  readonly name: string;
+  /** zod schema of the plugin's options (`with:` in YAML). Omit for a plugin without options. */
+  readonly options?: Schema;
+  /** Range of @mailgate/core majors the plugin was written for, checked at load ("0.x" or "1"). */
+  readonly core?: string;
+  setup(context: PluginContext<z.output<Schema>>): void | Promise<void>;
+}
+
+const PLUGIN = Symbol.for('mailgate.plugin');
+
+/**
+ * Declare a plugin. The options schema is what the config loader validates `with:`
+ * against, with the key path and line of any mistake.
+ *
+ *   export default definePlugin({
+ *     name: 'my-plugin',
+ *     options: z.strictObject({ greeting: z.string() }),
+ *     setup({ tap, options }) { tap('helo', (session) => { ... }) },
+ *   });
+ */
+export function definePlugin<Schema extends z.ZodType>(definition: PluginDefinition<Schema>): PluginDefinition<Schema> {
+  if (!definition || typeof definition.name !== 'string' || !definition.name) throw new TypeError('definePlugin: a plugin needs a name');
+  if (typeof definition.setup !== 'function') throw new TypeError(`definePlugin: plugin "${definition.name}" needs a setup function`);
+  Object.defineProperty(definition, PLUGIN, { value: true });
+  return Object.freeze(definition);
+}
+
+export function isPlugin(value: unknown): value is PluginDefinition {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN] === true;
+}
+
+/** Tap options carrying the plugin's name and timeout. */
+export function tapOptions(name: string, options: { stage?: number; timeout?: number } = {}): { name: string } & TapExtras & { stage?: number } {
+  return { name, ...options };
+}

@@ -1,0 +1,145 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Logger } from '../log.js';
+import type { EngineContext } from '../smtp/engine.js';
+import { SmtpSession } from '../smtp/engine.js';
+import { Connection, tlsInfo } from './connection.js';
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** implicit: TLS from the first byte (port 465 style); starttls/none: plain, STARTTLS offered when a context exists. */
+  tls: 'none' | 'starttls' | 'implicit';
+}
+
+export interface ConnectionLimits {
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  idleTimeout: number;
+}
+
+/** Per-gateway connection accounting shared by all listeners (limits are per gateway, not per port). */
+export class ConnectionTable {
+  readonly all = new Set<Connection>();
+  private readonly perIp = new Map<string, number>();
+
+  constructor(private readonly limits: ConnectionLimits) {}
+
+  /** Returns the refusal text when a limit is reached, else registers the peer. */
+  admit(ip: string): string | undefined {
+    if (this.all.size >= this.limits.maxConnections) return 'Too many connections, try again later';
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.limits.maxConnectionsPerIp) return 'Too many connections from your address, try again later';
+    this.perIp.set(ip, n + 1);
+    return undefined;
+  }
+
+  release(ip: string): void {
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+  }
+}
+
+let sessionCounter = 0;
+const sessionPrefix = Date.now().toString(36).toUpperCase();
+
+/** A short unique session id: process start time and a counter, both base 36. */
+export function nextSessionId(): string {
+  return `${sessionPrefix}${(++sessionCounter).toString(36).toUpperCase()}`;
+}
+
+/** One listening socket that turns connections into SMTP sessions. */
+export class Listener {
+  private server: Server | undefined;
+
+  constructor(
+    readonly options: ListenerOptions,
+    private readonly ctx: EngineContext,
+    private readonly table: ConnectionTable,
+    private readonly limits: ConnectionLimits,
+    private readonly secureContext: SecureContext | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(): Promise<AddressInfo> {
+    const implicit = this.options.tls === 'implicit';
+    // Implicit TLS: a plain server whose sockets are wrapped in TLS here, because
+    // tls.createServer() ignores a `secureContext` option (it builds its own from key/cert)
+    // and would fail every handshake.
+    const server = createServer({ noDelay: true }, (socket) => (implicit ? this.handshake(socket) : this.accept(socket, false)));
+    server.maxConnections = this.limits.maxConnections + 64;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.options.host, port: this.options.port, backlog: 1024 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.log.error('listener error', { error }));
+    return server.address() as AddressInfo;
+  }
+
+  get address(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** Stop accepting; existing connections go on. */
+  stopAccepting(): Promise<void> {
+    const server = this.server;
+    if (!server) return Promise.resolve();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+
+  /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
+  private handshake(raw: Socket): void {
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
+    const fail = (error: Error) => {
+      // Failed TLS handshakes on implicit listeners: log, never crash.
+      this.log.debug('TLS client error', { error });
+      secure.destroy();
+      raw.destroy();
+    };
+    const timeout = () => fail(new Error('TLS handshake timed out'));
+    secure.setTimeout(this.limits.idleTimeout, timeout);
+    secure.once('error', fail);
+    secure.once('secure', () => {
+      secure.off('error', fail);
+      secure.off('timeout', timeout);
+      secure.setTimeout(0);
+      this.accept(secure, true);
+    });
+  }
+
+  private accept(socket: Socket, implicit: boolean): void {
+    const ip = normalizeIp(socket.remoteAddress ?? '');
+    const refusal = this.table.admit(ip);
+    if (refusal) {
+      socket.on('error', () => undefined);
+      socket.end(`421 4.7.0 ${refusal}\r\n`);
+      setTimeout(() => socket.destroy(), 2_000).unref();
+      return;
+    }
+    const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, (c) => {
+      this.table.all.delete(c);
+      this.table.release(ip);
+    });
+    this.table.all.add(connection);
+    const session = new SmtpSession(this.ctx, connection, {
+      id: nextSessionId(),
+      remoteAddress: ip,
+      remotePort: socket.remotePort ?? 0,
+      localAddress: normalizeIp(socket.localAddress ?? ''),
+      localPort: socket.localPort ?? 0,
+      ...(implicit ? { tls: tlsInfo(socket as TLSSocket, true) } : {}),
+    });
+    connection.attach(session);
+    void session.start();
+  }
+}
+
+/** `::ffff:192.0.2.1` (IPv4-mapped, from dual-stack sockets) → `192.0.2.1`, so rules and limits see one form. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

@@ -1,0 +1,122 @@
+import type { Address, Params } from './smtp/address.js';
+import type { Message } from './spool/message.js';
+import type { Verdict } from './verdict.js';
+import type { Logger } from './log.js';
+
+/**
+ * Typed per-session, per-transaction and per-recipient data. They are empty here;
+ * plugins add their fields by declaration merging (like unified's `Data`):
+ *
+ *   declare module '@mailgate/core' {
+ *     interface TransactionData { spamScore?: number }
+ *   }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionData {}
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface TransactionData {}
+/**
+ * Per-recipient notes. `relayAllowed` is the one the core defines, because two
+ * plugins that never import each other meet on it: an access plugin (plugin-acl)
+ * sets it at `rcpt` for a non-local recipient it lets through (authenticated user,
+ * trusted network), and a relay plugin claims only recipients that carry it.
+ */
+export interface RecipientData {
+  relayAllowed?: boolean;
+}
+
+/** One line of the transaction's audit trail: which plugin said what at which step. */
+export interface AuditEntry {
+  hook: string;
+  plugin: string;
+  verdict: Verdict['kind'] | 'claim' | 'error' | 'timeout';
+  /** Internal reason (never the client-facing text alone). */
+  reason?: string;
+  /** Recipient the entry is about, for rcpt and claim entries. */
+  recipient?: string;
+  ms: number;
+}
+
+export interface TlsInfo {
+  protocol: string | null;
+  cipher: string | null;
+  /** True for implicit-TLS listeners (port 465 style), false after STARTTLS. */
+  implicit: boolean;
+}
+
+/** One accepted (or being decided) recipient of a transaction. */
+export class Recipient {
+  /** Name of the plugin that will deliver this recipient (see DESIGN: "Who delivers which recipient"). */
+  claimedBy: string | undefined;
+  readonly data: RecipientData = {};
+
+  constructor(
+    readonly address: Address,
+    readonly params: Params,
+    /** True for RCPT TO:<postmaster> and postmaster@any (RFC 5321 §4.5.1). */
+    readonly postmaster: boolean,
+  ) {}
+
+  /** The mailbox as text, `local@domain`. */
+  get text(): string {
+    return this.address.address;
+  }
+}
+
+/** One MAIL FROM … end of data. */
+export class Transaction {
+  readonly recipients: Recipient[] = [];
+  readonly data: TransactionData = {};
+  readonly audit: AuditEntry[] = [];
+  message: Message | undefined;
+  /** Body type from MAIL's BODY= parameter (RFC 6152), and whether SMTPUTF8 was asked for. */
+  readonly bodyType: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  readonly smtputf8: boolean;
+  /** Size announced with SIZE= (RFC 1870), if any. */
+  readonly declaredSize: number | undefined;
+
+  constructor(
+    readonly id: string,
+    /** null for the null reverse-path `<>` (bounces). */
+    readonly sender: Address | null,
+    readonly params: Params,
+  ) {
+    const body = String(params.get('BODY') ?? '7BIT').toUpperCase();
+    this.bodyType = body === '8BITMIME' || body === 'BINARYMIME' ? body : '7BIT';
+    this.smtputf8 = params.has('SMTPUTF8');
+    const size = params.get('SIZE');
+    this.declaredSize = typeof size === 'string' ? Number(size) : undefined;
+  }
+
+  /** The reverse-path as text, '' for the null sender. */
+  get senderText(): string {
+    return this.sender ? this.sender.address : '';
+  }
+
+  /** Recipients a given plugin claimed: what its `queue` tap must deliver. */
+  claimedBy(plugin: string): Recipient[] {
+    return this.recipients.filter((r) => r.claimedBy === plugin);
+  }
+}
+
+/** The connection-level state plugins see. */
+export interface Session {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Name given with HELO/EHLO, once given. */
+  readonly heloName: string | undefined;
+  readonly esmtp: boolean;
+  readonly tls: TlsInfo | undefined;
+  /** Authenticated user name, once AUTH succeeded. */
+  readonly user: string | undefined;
+  readonly transaction: Transaction | undefined;
+  readonly data: SessionData;
+  /** Messages accepted in this session so far. */
+  readonly messageCount: number;
+  /** Count of error replies sent so far (for error-rate limits). */
+  readonly errorCount: number;
+  readonly log: Logger;
+}

@@ -1,0 +1,805 @@
+import type { GatewayHooks, HeloInfo } from '../hooks.js';
+import type { Logger } from '../log.js';
+import { Recipient, Transaction, type Session, type SessionData, type TlsInfo } from '../session.js';
+import type { BodySink, Spool } from '../spool/spool.js';
+import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.js';
+import { parseMailFrom, parseRcptTo, type Params } from './address.js';
+import { parseCommandLine } from './command-line.js';
+import { BareLineEndingScanner, DataDecoder, type BareLineEndingPolicy } from './data-decoder.js';
+import { receivedHeaderValue } from './received-header.js';
+import { formatReply, type Reply } from './reply.js';
+import { decodeSaslPlain, decodeBase64Line } from './sasl.js';
+
+/** The protocol options the engine needs, derived once per gateway from the config. */
+export interface EngineOptions {
+  hostname: string;
+  banner: string;
+  maxMessageSize: number;
+  maxRecipients: number;
+  maxErrors: number;
+  maxUnrecognizedCommands: number;
+  maxCommandLineLength: number;
+  bareLineEndings: BareLineEndingPolicy;
+  authWithoutTls: boolean;
+  requireTls: boolean;
+  pipelining: boolean;
+  chunking: boolean;
+  smtputf8: boolean;
+  vrfy: boolean;
+}
+
+/** What the engine needs from the gateway: hooks, spool and policy, no sockets. */
+export interface EngineContext {
+  readonly hooks: GatewayHooks;
+  readonly options: EngineOptions;
+  readonly spool: Spool;
+  readonly log: Logger;
+  /** Domains some plugin delivers locally; decides 550 5.1.1 vs 554 5.7.1 for unclaimed recipients. */
+  isLocalDomain(domain: string): boolean;
+  /** True when a TLS context is configured (STARTTLS can be offered). */
+  readonly tlsAvailable: boolean;
+  /** Called once per finished transaction (accepted or refused after DATA) for the log line. */
+  transactionDone(session: SmtpSession, tx: Transaction, reply: Reply, ms: number): void;
+}
+
+/** The engine's only view of the connection: write bytes, close, switch to TLS, flow control. */
+export interface EngineIO {
+  write(data: string): void;
+  /** Flush pending writes, then close. */
+  close(): void;
+  /** Upgrade to TLS after the 220 reply has been flushed; resolves with the negotiated parameters. */
+  startTls?(): Promise<TlsInfo>;
+  /** Stop / restart reading from the peer (back-pressure while a hook or the spool is busy). */
+  pause(): void;
+  resume(): void;
+  /** Batch the replies of one pipelined group into one write. */
+  cork?(): void;
+  uncork?(): void;
+}
+
+export interface PeerInfo {
+  id: string;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** Set for implicit-TLS listeners: the session starts encrypted. */
+  tls?: TlsInfo;
+}
+
+type Phase = 'start' | 'command' | 'data' | 'bdat' | 'auth-plain' | 'auth-login-user' | 'auth-login-pass' | 'tls' | 'closed';
+
+/** Stop buffering pipelined input beyond this while a command is being decided. */
+const MAX_BACKLOG = 64 * 1024;
+/** The 354 text clients expect. */
+const DATA_GO_AHEAD: Reply = { code: 354, text: 'End data with <CR><LF>.<CR><LF>' };
+const HTTP_VERBS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'CONNECT', 'OPTIONS']);
+
+/**
+ * One SMTP session as a pure state machine: bytes in through `feed()`, replies out
+ * through `io.write()`, decisions through the gateway's hooks. No sockets here, so
+ * the whole protocol is tested on bytes.
+ */
+export class SmtpSession implements Session {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  heloName: string | undefined;
+  esmtp = false;
+  tls: TlsInfo | undefined;
+  user: string | undefined;
+  transaction: Transaction | undefined;
+  readonly data: SessionData = {};
+  messageCount = 0;
+  errorCount = 0;
+  readonly log: Logger;
+
+  private phase: Phase = 'start';
+  private input: Buffer | undefined;
+  private running = false;
+  private paused = false;
+  private unrecognized = 0;
+  private txSeq = 0;
+  /** True while a long command line is being skipped up to its end. */
+  private skippingLine = false;
+  // DATA / BDAT state, allocated only while receiving a body.
+  private decoder: DataDecoder | undefined;
+  private scanner: BareLineEndingScanner | undefined;
+  private sink: BodySink | undefined;
+  private bodySize = 0;
+  private bodyTooBig = false;
+  private bdatRemaining = 0;
+  private bdatLast = false;
+  /** 'bdat' once BDAT was used in this transaction: DATA is then out of sequence. */
+  private bodyMode: 'none' | 'data' | 'bdat' = 'none';
+  /** Set while the bytes of a refused BDAT chunk are read and thrown away (RFC 3030 §2). */
+  private bdatRefusal: Reply | undefined;
+  private txStart = 0;
+  private authUser: string | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly io: EngineIO,
+    peer: PeerInfo,
+  ) {
+    this.id = peer.id;
+    this.remoteAddress = peer.remoteAddress;
+    this.remotePort = peer.remotePort;
+    this.localAddress = peer.localAddress;
+    this.localPort = peer.localPort;
+    this.tls = peer.tls;
+    this.log = ctx.log;
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  /** Run the connect hook and send the greeting. */
+  start(): Promise<void> {
+    this.starting = this.greet();
+    return this.starting;
+  }
+
+  private async greet(): Promise<void> {
+    this.io.pause();
+    const verdict = await this.decide('connect', this.ctx.hooks.connect.promise(this));
+    if (this.phase === 'closed') return;
+    if (verdict && verdict.kind !== 'accept') {
+      const reply = verdictToReply(verdict, 'connect');
+      if (verdict.kind === 'reject') {
+        // RFC 5321 §3.1: a 554 greeting; the client should QUIT, we close after a short answer.
+        this.reply(reply);
+      } else this.reply({ ...reply, code: 421 });
+      this.close();
+      return;
+    }
+    const o = this.ctx.options;
+    this.reply({ code: 220, text: `${o.hostname} ESMTP${o.banner ? ` ${o.banner}` : ''}` });
+    this.phase = 'command';
+    this.io.resume();
+    if (this.input) this.pumping = this.pump();
+  }
+
+  /** The gateway is stopping: close now if idle, else once the current transaction is over. */
+  shutdown(): void {
+    if (this.phase === 'closed') return;
+    this.shuttingDown = true;
+    if (!this.running && !this.transaction && (this.phase === 'command' || this.phase === 'start')) this.closeForShutdown();
+  }
+
+  private closeForShutdown(): void {
+    this.reply({ code: 421, enhanced: '4.3.2', text: `${this.ctx.options.hostname} Service shutting down, try again later` });
+    this.close();
+  }
+
+  /** Bytes from the peer. */
+  feed(chunk: Buffer): void {
+    if (this.phase === 'closed' || this.phase === 'tls') return;
+    this.input = this.input && this.input.length > 0 ? Buffer.concat([this.input, chunk]) : chunk;
+    if (this.phase === 'start') return;
+    if (this.running) {
+      if (this.input.length > MAX_BACKLOG && !this.paused) {
+        this.paused = true;
+        this.io.pause();
+      }
+      return;
+    }
+    this.pumping = this.pump();
+  }
+
+  /** Resolves when all input fed so far has been processed (or is waiting for more bytes). For tests. */
+  async settled(): Promise<void> {
+    while (this.pumping || this.starting) {
+      await (this.starting ?? this.pumping);
+      if (!this.running) this.pumping = undefined;
+      this.starting = undefined;
+    }
+  }
+
+  private pumping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
+
+  /** The idle timer fired (the listener owns the timer). */
+  timeout(): void {
+    if (this.phase === 'closed') return;
+    this.reply({ code: 421, enhanced: '4.4.2', text: `${this.ctx.options.hostname} Error: timeout exceeded` });
+    this.close();
+  }
+
+  /** The connection is gone (peer closed, reset, or we closed). Drops any unfinished transaction. */
+  async ended(): Promise<void> {
+    this.phase = 'closed';
+    this.input = undefined;
+    await this.abortBody();
+    await this.endTransaction();
+    await this.ctx.hooks.disconnect.promise(this);
+  }
+
+  /** Process buffered input until it is used up or a command must wait. */
+  private async pump(): Promise<void> {
+    this.running = true;
+    this.io.cork?.();
+    try {
+      while (this.input && this.input.length > 0) {
+        const phase = this.phase;
+        if (phase === 'data') {
+          if (!(await this.pumpData())) break;
+        } else if (phase === 'bdat') {
+          if (!(await this.pumpBdat())) break;
+        } else if (phase === 'command' || phase.startsWith('auth')) {
+          const line = this.takeLine();
+          if (line === undefined) break;
+          await this.handleLine(line);
+        } else break;
+        if (this.phase === 'closed' || this.phase === 'tls') break;
+        if (this.shuttingDown && !this.transaction && this.phase === 'command') {
+          this.closeForShutdown();
+          break;
+        }
+      }
+    } catch (error) {
+      // A bug in the engine must not crash the process: answer 421 and drop the session.
+      this.log.error('session failed', { session: this.id, error });
+      if (this.phase !== 'closed') {
+        this.reply({ code: 421, enhanced: '4.3.0', text: 'Internal error, closing connection' });
+        this.close();
+      }
+    } finally {
+      this.running = false;
+      this.io.uncork?.();
+      if (this.paused && this.phase !== 'closed') {
+        this.paused = false;
+        this.io.resume();
+      }
+    }
+  }
+
+  /** Take one command line (without its line ending) out of the input, or undefined if incomplete. */
+  private takeLine(): string | undefined {
+    const buf = this.input!;
+    const max = this.ctx.options.maxCommandLineLength;
+    const lf = buf.indexOf(10);
+    if (lf < 0) {
+      if (buf.length > max) {
+        // Keep nothing of an over-long line; remember to skip its rest.
+        this.input = undefined;
+        if (!this.skippingLine) {
+          this.skippingLine = true;
+          this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
+        }
+      }
+      return undefined;
+    }
+    this.input = lf + 1 < buf.length ? buf.subarray(lf + 1) : undefined;
+    if (this.skippingLine) {
+      this.skippingLine = false;
+      return undefined === this.input ? undefined : this.takeLine();
+    }
+    const end = lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
+    if (end > max - 2) {
+      this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
+      return this.input ? this.takeLine() : undefined;
+    }
+    return buf.toString('utf8', 0, end);
+  }
+
+  private async handleLine(line: string): Promise<void> {
+    switch (this.phase) {
+      case 'auth-plain':
+        return this.authPlainResponse(line);
+      case 'auth-login-user':
+        return this.authLoginUser(line);
+      case 'auth-login-pass':
+        return this.authLoginPass(line);
+      default:
+        return this.command(line);
+    }
+  }
+
+  private async command(line: string): Promise<void> {
+    const { verb, args } = parseCommandLine(line);
+    switch (verb) {
+      case 'EHLO':
+      case 'HELO':
+        return this.helo(verb, args);
+      case 'MAIL':
+        return this.mail(args);
+      case 'RCPT':
+        return this.rcpt(args);
+      case 'DATA':
+        return this.dataCommand(args);
+      case 'BDAT':
+        return this.bdatCommand(args);
+      case 'RSET':
+        if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: RSET' });
+        await this.endTransaction();
+        return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+      case 'NOOP':
+        return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+      case 'QUIT':
+        await this.ctx.hooks.quit.promise(this);
+        this.reply({ code: 221, enhanced: '2.0.0', text: `${this.ctx.options.hostname} closing connection` });
+        return this.close();
+      case 'VRFY':
+        if (!this.ctx.options.vrfy) return this.error({ code: 502, enhanced: '5.5.1', text: 'VRFY command is disabled' });
+        if (!args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: VRFY address' });
+        return this.reply({ code: 252, enhanced: '2.5.0', text: 'Cannot VRFY user, but will accept message and attempt delivery' });
+      case 'EXPN':
+        return this.error({ code: 502, enhanced: '5.5.1', text: 'EXPN command is disabled' });
+      case 'HELP':
+        return this.reply({
+          code: 214,
+          enhanced: '2.0.0',
+          text: ['Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH', 'See RFC 5321'],
+        });
+      case 'STARTTLS':
+        return this.startTls(args);
+      case 'AUTH':
+        return this.auth(args);
+      default:
+        return this.unknownCommand(verb);
+    }
+  }
+
+  private unknownCommand(verb: string): void {
+    if (HTTP_VERBS.has(verb) || verb.endsWith(':')) {
+      // An HTTP client or a header line sent as a command: this is not an SMTP client.
+      this.reply({ code: 421, enhanced: '4.7.0', text: 'Not an SMTP client, closing connection' });
+      return this.close();
+    }
+    this.unrecognized++;
+    if (this.unrecognized > this.ctx.options.maxUnrecognizedCommands) {
+      this.reply({ code: 421, enhanced: '4.7.0', text: 'Too many unrecognized commands, closing connection' });
+      return this.close();
+    }
+    this.error({ code: 500, enhanced: '5.5.2', text: 'Command not recognized' });
+  }
+
+  // --- HELO / EHLO -------------------------------------------------------------------------
+
+  private async helo(verb: 'HELO' | 'EHLO', args: string): Promise<void> {
+    const name = args.trim();
+    if (!name || /\s/.test(name)) return this.error({ code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` });
+    await this.endTransaction();
+    const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
+    const verdict = await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
+    if (verdict && verdict.kind !== 'accept') return this.refuse(verdict, 'helo');
+    this.heloName = name;
+    this.esmtp = verb === 'EHLO';
+    const greeting = `${this.ctx.options.hostname} Hello ${name} [${this.remoteAddress}]`;
+    if (verb === 'HELO') return this.reply({ code: 250, text: greeting });
+    this.reply({ code: 250, text: [greeting, ...info.extensions] });
+  }
+
+  private extensions(): string[] {
+    const o = this.ctx.options;
+    const ext: string[] = [];
+    if (o.pipelining) ext.push('PIPELINING');
+    ext.push(`SIZE ${o.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES');
+    if (o.smtputf8) ext.push('SMTPUTF8');
+    if (o.chunking) ext.push('CHUNKING');
+    if (this.ctx.tlsAvailable && !this.tls) ext.push('STARTTLS');
+    if (this.authOffered()) ext.push('AUTH PLAIN LOGIN');
+    return ext;
+  }
+
+  private authOffered(): boolean {
+    return this.ctx.hooks.auth.isUsed() && (this.tls !== undefined || this.ctx.options.authWithoutTls);
+  }
+
+  // --- MAIL / RCPT -------------------------------------------------------------------------
+
+  private async mail(args: string): Promise<void> {
+    if (!this.heloName) return this.error({ code: 503, enhanced: '5.5.1', text: 'Send HELO/EHLO first' });
+    if (this.transaction) return this.error({ code: 503, enhanced: '5.5.1', text: 'Nested MAIL command' });
+    if (this.ctx.options.requireTls && !this.tls) return this.error({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' });
+    const parsed = parseMailFrom(args, { smtputf8: this.ctx.options.smtputf8 && this.esmtp });
+    if ('error' in parsed) return this.error(parsed.error);
+    const paramError = this.checkMailParams(parsed.params);
+    if (paramError) return this.error(paramError);
+    const tx = new Transaction(`${this.id}.${++this.txSeq}`, parsed.address, parsed.params);
+    this.transaction = tx;
+    this.txStart = performance.now();
+    const verdict = await this.decide('mail', this.ctx.hooks.mail.promise(this, tx));
+    if (this.transaction !== tx) return;
+    if (verdict && verdict.kind !== 'accept') {
+      this.transaction = undefined;
+      await this.ctx.hooks.reset.promise(this, tx);
+      return this.refuse(verdict, 'mail');
+    }
+    this.reply({ code: 250, enhanced: '2.1.0', text: 'Sender OK' });
+  }
+
+  private checkMailParams(params: Params): Reply | undefined {
+    const o = this.ctx.options;
+    for (const [key, value] of params) {
+      switch (key) {
+        case 'SIZE': {
+          if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return { code: 501, enhanced: '5.5.4', text: 'Bad SIZE parameter' };
+          if (Number(value) > o.maxMessageSize) return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+          break;
+        }
+        case 'BODY': {
+          const body = typeof value === 'string' ? value.toUpperCase() : '';
+          if (body !== '7BIT' && body !== '8BITMIME') return { code: 501, enhanced: '5.5.4', text: 'Bad BODY parameter' };
+          break;
+        }
+        case 'SMTPUTF8':
+          if (!o.smtputf8 || value !== true) return { code: 555, enhanced: '5.5.4', text: 'Unsupported SMTPUTF8 parameter' };
+          break;
+        case 'AUTH':
+          // RFC 4954 §5: accepted and ignored unless we trust the submitter; we never relay it on.
+          break;
+        default:
+          return { code: 555, enhanced: '5.5.4', text: `Unsupported MAIL parameter ${key}` };
+      }
+    }
+    return undefined;
+  }
+
+  private async rcpt(args: string): Promise<void> {
+    const tx = this.transaction;
+    if (!tx) return this.error({ code: 503, enhanced: '5.5.1', text: 'Need MAIL before RCPT' });
+    const parsed = parseRcptTo(args, { smtputf8: tx.smtputf8 });
+    if ('error' in parsed) return this.error(parsed.error);
+    if (parsed.params.size > 0) {
+      return this.error({ code: 555, enhanced: '5.5.4', text: `Unsupported RCPT parameter ${[...parsed.params.keys()].join(' ')}` });
+    }
+    if (tx.recipients.length >= this.ctx.options.maxRecipients) {
+      return this.error({ code: 452, enhanced: '4.5.3', text: 'Too many recipients' });
+    }
+    const rcpt = new Recipient(parsed.address, parsed.params, parsed.postmaster);
+    const policy = await this.decide('rcpt', this.ctx.hooks.rcpt.promise(this, tx, rcpt));
+    if (this.transaction !== tx) return;
+    if (policy && policy.kind !== 'accept') return this.refuse(policy, 'rcpt');
+    const claim = await this.decide('claim', this.ctx.hooks.claim.promise(this, tx, rcpt));
+    if (this.transaction !== tx) return;
+    if (claim && claim.kind !== 'accept') return this.refuse(claim, 'rcpt');
+    if (!rcpt.claimedBy && !policy) {
+      // Nobody said yes: the core's default policy (DESIGN "Who delivers which recipient").
+      const local = parsed.postmaster || this.ctx.isLocalDomain(parsed.address.domain);
+      return this.error(
+        local
+          ? { code: 550, enhanced: '5.1.1', text: `<${rcpt.text}>: Recipient address rejected: User unknown` }
+          : { code: 554, enhanced: '5.7.1', text: `<${rcpt.text}>: Relay access denied` },
+      );
+    }
+    tx.recipients.push(rcpt);
+    const accepted = policy ?? claim;
+    this.reply(accepted?.message ? verdictToReply(accepted, 'rcpt') : { code: 250, enhanced: '2.1.5', text: 'Recipient OK' });
+  }
+
+  // --- DATA / BDAT -------------------------------------------------------------------------
+
+  private async dataCommand(args: string): Promise<void> {
+    const tx = this.transaction;
+    if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: DATA' });
+    if (!tx) return this.error({ code: 503, enhanced: '5.5.1', text: 'Need MAIL command' });
+    if (this.bodyMode === 'bdat') return this.error({ code: 503, enhanced: '5.5.1', text: 'DATA not allowed after BDAT' });
+    if (tx.recipients.length === 0) return this.error({ code: 554, enhanced: '5.5.1', text: 'No valid recipients' });
+    await this.ctx.spool.init();
+    this.bodyMode = 'data';
+    this.openBody();
+    this.decoder = new DataDecoder(this.ctx.options.bareLineEndings);
+    this.phase = 'data';
+    this.reply(DATA_GO_AHEAD);
+  }
+
+  /** Feed input to the DATA decoder; returns false when input is used up (wait for more). */
+  private async pumpData(): Promise<boolean> {
+    const decoder = this.decoder!;
+    const input = this.input!;
+    const result = decoder.write(input);
+    this.input = result.consumed < input.length ? input.subarray(result.consumed) : undefined;
+    for (const chunk of result.body) await this.writeBody(chunk);
+    if (!result.done) return this.input !== undefined;
+    this.phase = 'command';
+    const violation = decoder.violation;
+    this.decoder = undefined;
+    await this.endBody(violation);
+    return true;
+  }
+
+  private async bdatCommand(args: string): Promise<void> {
+    const match = /^(\d{1,15})(?: +(LAST))? *$/i.exec(args);
+    if (!match) {
+      // Without a valid size we cannot know where the chunk ends; its bytes would be read as commands.
+      this.reply({ code: 501, enhanced: '5.5.4', text: 'Syntax: BDAT size [LAST], closing connection' });
+      return this.close();
+    }
+    const size = Number(match[1]);
+    const last = match[2] !== undefined;
+    const tx = this.transaction;
+    if (!this.ctx.options.chunking) this.bdatRefusal = { code: 502, enhanced: '5.5.1', text: 'BDAT not supported' };
+    else if (!tx) this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'Need MAIL command' };
+    else if (this.bodyMode === 'data') this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'BDAT not allowed after DATA' };
+    else if (tx.recipients.length === 0) this.bdatRefusal = { code: 554, enhanced: '5.5.1', text: 'No valid recipients' };
+    else if (this.bodyMode !== 'bdat') {
+      await this.ctx.spool.init();
+      this.bodyMode = 'bdat';
+      this.openBody();
+      this.scanner = new BareLineEndingScanner(this.ctx.options.bareLineEndings);
+    }
+    this.bdatRemaining = size;
+    this.bdatLast = last;
+    this.phase = 'bdat';
+    if (size === 0) return this.finishBdatChunk();
+  }
+
+  private async pumpBdat(): Promise<boolean> {
+    const input = this.input!;
+    const take = Math.min(this.bdatRemaining, input.length);
+    const chunk = input.subarray(0, take);
+    this.input = take < input.length ? input.subarray(take) : undefined;
+    this.bdatRemaining -= take;
+    if (!this.bdatRefusal) {
+      for (const part of this.scanner!.scan(chunk)) await this.writeBody(part);
+    }
+    if (this.bdatRemaining > 0) return false;
+    await this.finishBdatChunk();
+    return true;
+  }
+
+  private async finishBdatChunk(): Promise<void> {
+    this.phase = 'command';
+    const refusal = this.bdatRefusal;
+    if (refusal) {
+      this.bdatRefusal = undefined;
+      return this.error(refusal);
+    }
+    if (!this.bdatLast) {
+      return this.reply({ code: 250, enhanced: '2.0.0', text: `${this.bodySize} octets received` });
+    }
+    const violation = this.scanner!.violation;
+    this.scanner = undefined;
+    await this.endBody(violation);
+  }
+
+  private openBody(): void {
+    this.sink = this.ctx.spool.open();
+    this.bodySize = 0;
+    this.bodyTooBig = false;
+  }
+
+  private async writeBody(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0 || this.bodyTooBig) return;
+    this.bodySize += chunk.length;
+    // SIZE is enforced while bytes arrive: past the limit we stop storing and only count.
+    if (this.bodySize > this.ctx.options.maxMessageSize) {
+      this.bodyTooBig = true;
+      await this.abortBody();
+      return;
+    }
+    const sink = this.sink;
+    if (sink && !sink.write(chunk)) {
+      this.io.pause();
+      await sink.drained();
+      this.io.resume();
+    }
+  }
+
+  private async abortBody(): Promise<void> {
+    const sink = this.sink;
+    this.sink = undefined;
+    if (sink) await sink.abort();
+  }
+
+  /** End of DATA or BDAT LAST: check, run `data` and `queue`, answer exactly once. */
+  private async endBody(violation: 'bare-lf' | 'bare-cr' | null): Promise<void> {
+    const tx = this.transaction!;
+    this.bodyMode = 'none';
+    let reply: Reply;
+    let disconnect = false;
+    if (this.bodyTooBig) {
+      reply = { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+    } else if (violation) {
+      await this.abortBody();
+      reply = {
+        code: 550,
+        enhanced: '5.6.11',
+        text: `Message refused: bare ${violation === 'bare-lf' ? '<LF>' : '<CR>'} in message; lines must end with <CR><LF> (RFC 5321 2.3.8)`,
+      };
+    } else {
+      const verdict = await this.acceptBody(tx);
+      reply = 'kind' in verdict ? verdictToReply(verdict, verdict.stage) : verdict;
+      disconnect = 'kind' in verdict && verdict.kind === 'disconnect';
+    }
+    if (reply.code >= 400) this.errorCount++;
+    this.reply(reply);
+    this.ctx.transactionDone(this, tx, reply, performance.now() - this.txStart);
+    if (reply.code < 300) this.messageCount++;
+    await this.endTransaction();
+    if (disconnect) this.close();
+    else if (this.errorCount >= this.ctx.options.maxErrors) this.tooManyErrors();
+  }
+
+  /** Finish the spool, run `data` then `queue`; a verdict (with its stage) or the 250 reply. */
+  private async acceptBody(tx: Transaction): Promise<Reply | (Verdict & { stage: Stage })> {
+    const sink = this.sink!;
+    this.sink = undefined;
+    try {
+      tx.message = await sink.finish();
+    } catch (error) {
+      this.log.error('spool write failed', { session: this.id, tx: tx.id, error });
+      return { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
+    }
+    tx.message.prependRawHeader(
+      'Received',
+      receivedHeaderValue({
+        heloName: this.heloName,
+        remoteAddress: this.remoteAddress,
+        hostname: this.ctx.options.hostname,
+        esmtp: this.esmtp,
+        tls: this.tls !== undefined,
+        authenticated: this.user !== undefined,
+        smtputf8: tx.smtputf8,
+        id: tx.id,
+        recipients: tx.recipients.map((r) => r.text),
+        date: new Date(),
+      }),
+    );
+    const verdict = await this.decide('data', this.ctx.hooks.data.promise(this, tx));
+    if (verdict && verdict.kind !== 'accept') return { ...verdict, stage: 'data' };
+    const failure = await this.decide('queue', this.ctx.hooks.queue.promise(this, tx));
+    if (failure) return { ...failure, stage: 'queue' };
+    return { code: 250, enhanced: '2.0.0', text: `OK: queued as ${tx.id}` };
+  }
+
+  /** Drop the current transaction, its spool file and per-transaction plugin state. */
+  private async endTransaction(): Promise<void> {
+    const tx = this.transaction;
+    this.bodyMode = 'none';
+    if (!tx) return;
+    this.transaction = undefined;
+    await this.abortBody();
+    await this.ctx.hooks.reset.promise(this, tx);
+    await this.ctx.spool.release(tx.message);
+  }
+
+  // --- STARTTLS / AUTH ---------------------------------------------------------------------
+
+  private async startTls(args: string): Promise<void> {
+    if (!this.ctx.tlsAvailable || !this.io.startTls) return this.error({ code: 502, enhanced: '5.5.1', text: 'STARTTLS not available' });
+    if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: STARTTLS' });
+    if (this.tls) return this.error({ code: 503, enhanced: '5.5.1', text: 'TLS already active' });
+    this.reply({ code: 220, enhanced: '2.0.0', text: 'Ready to start TLS' });
+    // CVE-2011-0411: anything pipelined after STARTTLS arrived in plaintext; it must not be executed.
+    this.input = undefined;
+    this.phase = 'tls';
+    this.io.uncork?.();
+    try {
+      const tls = await this.io.startTls();
+      if (this.phase !== 'tls') return;
+      // RFC 3207 §4.2: forget everything learned before TLS.
+      await this.endTransaction();
+      this.tls = tls;
+      this.heloName = undefined;
+      this.esmtp = false;
+      this.user = undefined;
+      this.phase = 'command';
+    } catch (error) {
+      this.log.debug('TLS handshake failed', { session: this.id, error });
+      this.close();
+    }
+  }
+
+  private async auth(args: string): Promise<void> {
+    if (!this.heloName || !this.esmtp) return this.error({ code: 503, enhanced: '5.5.1', text: 'Send EHLO first' });
+    if (this.user) return this.error({ code: 503, enhanced: '5.5.1', text: 'Already authenticated' });
+    if (this.transaction) return this.error({ code: 503, enhanced: '5.5.1', text: 'AUTH not allowed during a mail transaction' });
+    if (!this.ctx.hooks.auth.isUsed()) return this.error({ code: 502, enhanced: '5.5.1', text: 'AUTH not available' });
+    if (!this.tls && !this.ctx.options.authWithoutTls) {
+      return this.error({ code: 538, enhanced: '5.7.11', text: 'Encryption required for requested authentication mechanism' });
+    }
+    const [mechanism = '', initial, extra] = args.split(' ');
+    if (extra !== undefined) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: AUTH mechanism [initial-response]' });
+    switch (mechanism.toUpperCase()) {
+      case 'PLAIN':
+        if (initial === undefined) {
+          this.phase = 'auth-plain';
+          return this.reply({ code: 334, text: '' });
+        }
+        return this.authPlainResponse(initial);
+      case 'LOGIN':
+        if (initial === undefined) {
+          this.phase = 'auth-login-user';
+          return this.reply({ code: 334, text: 'VXNlcm5hbWU6' });
+        }
+        return this.authLoginUser(initial);
+      default:
+        return this.error({ code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication mechanism' });
+    }
+  }
+
+  private async authPlainResponse(line: string): Promise<void> {
+    this.phase = 'command';
+    if (line === '*') return this.error({ code: 501, enhanced: '5.0.0', text: 'Authentication cancelled' });
+    const creds = decodeSaslPlain(line);
+    if (!creds) return this.error({ code: 501, enhanced: '5.5.2', text: 'Invalid AUTH PLAIN response' });
+    return this.checkCredentials('PLAIN', creds.username, creds.password, creds.authzid);
+  }
+
+  private async authLoginUser(line: string): Promise<void> {
+    if (line === '*') {
+      this.phase = 'command';
+      return this.error({ code: 501, enhanced: '5.0.0', text: 'Authentication cancelled' });
+    }
+    const user = decodeBase64Line(line);
+    if (user === undefined) {
+      this.phase = 'command';
+      return this.error({ code: 501, enhanced: '5.5.2', text: 'Invalid base64 in AUTH LOGIN response' });
+    }
+    this.authUser = user;
+    this.phase = 'auth-login-pass';
+    this.reply({ code: 334, text: 'UGFzc3dvcmQ6' });
+  }
+
+  private async authLoginPass(line: string): Promise<void> {
+    this.phase = 'command';
+    const user = this.authUser ?? '';
+    this.authUser = undefined;
+    if (line === '*') return this.error({ code: 501, enhanced: '5.0.0', text: 'Authentication cancelled' });
+    const password = decodeBase64Line(line);
+    if (password === undefined) return this.error({ code: 501, enhanced: '5.5.2', text: 'Invalid base64 in AUTH LOGIN response' });
+    return this.checkCredentials('LOGIN', user, password, undefined);
+  }
+
+  private async checkCredentials(mechanism: 'PLAIN' | 'LOGIN', username: string, password: string, authzid: string | undefined): Promise<void> {
+    const verdict = await this.decide('auth', this.ctx.hooks.auth.promise(this, { mechanism, username, password, authzid }));
+    if (verdict?.kind === 'accept') {
+      this.user = username;
+      return this.reply(verdictToReply(verdict, 'auth'));
+    }
+    // No verdict: nobody vouched for these credentials.
+    return this.refuse(verdict ?? { kind: 'reject' }, 'auth');
+  }
+
+  // --- replies -----------------------------------------------------------------------------
+
+  /** Await a decision hook; a stray rejection from tapable becomes a tempfail (the interceptor already catches taps). */
+  private async decide(stage: Stage | 'claim', pending: Promise<Verdict | undefined | void>): Promise<Verdict | undefined> {
+    try {
+      const value = await pending;
+      return isVerdict(value) ? value : undefined;
+    } catch (error) {
+      this.log.error('hook failed', { session: this.id, hook: stage, error });
+      return { kind: 'tempfail', reason: `hook ${stage} failed` };
+    }
+  }
+
+  /** Send the reply for a negative verdict; `disconnect` also closes. */
+  private refuse(verdict: Verdict, stage: Stage): void {
+    this.error(verdictToReply(verdict, stage));
+    if (verdict.kind === 'disconnect') this.close();
+  }
+
+  private reply(reply: Reply): void {
+    if (this.phase === 'closed') return;
+    this.io.write(formatReply(reply));
+  }
+
+  /** An error reply counts toward the session's error limit (421 and close past it). */
+  private error(reply: Reply): void {
+    this.reply(reply);
+    this.errorCount++;
+    if (this.errorCount >= this.ctx.options.maxErrors && this.phase !== 'closed' && this.phase !== 'data' && this.phase !== 'bdat') {
+      this.tooManyErrors();
+    }
+  }
+
+  private tooManyErrors(): void {
+    this.reply({ code: 421, enhanced: '4.7.0', text: 'Too many errors, closing connection' });
+    this.close();
+  }
+
+  private close(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.input = undefined;
+    this.io.close();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * An SMTP reply: a three-digit code, an RFC 3463 enhanced status code and text.
+ * Every reply the server sends goes through `formatReply`, so ENHANCEDSTATUSCODES
+ * (RFC 2034) is honoured everywhere and multi-line replies are well formed.
+ */
+export interface Reply {
+  code: number;
+  /** RFC 3463 enhanced status code such as "2.1.0"; omitted only for 220/221 greetings and 354. */
+  enhanced?: string;
+  /** One or more lines of text. */
+  text: string | readonly string[];
+}
+
+/** Format a reply as wire bytes: `250-first\r\n250 last\r\n`. CR and LF inside text are removed so a plugin's text cannot inject a second reply. */
+export function formatReply(reply: Reply): string {
+  const lines = typeof reply.text === 'string' ? reply.text.split('\n') : reply.text;
+  const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
+  let out = '';
+  const last = lines.length - 1;
+  for (let i = 0; i <= last; i++) {
+    const text = stripLineBreaks(lines[i] ?? '');
+    out += `${reply.code}${i === last ? prefix : prefix.replace(' ', '-')}${text}\r\n`;
+  }
+  if (last < 0) out = `${reply.code}${prefix}\r\n`;
+  return out;
+}
+
+function stripLineBreaks(text: string): string {
+  return /[\r\n]/.test(text) ? text.replace(/[\r\n]+/g, ' ') : text;
+}
+
+/** A reply code's class: 2 (positive), 3 (intermediate), 4 (transient), 5 (permanent). */
+export function replyClass(code: number): number {
+  return Math.floor(code / 100);
+}

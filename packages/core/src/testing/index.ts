@@ -1,0 +1,10 @@
+/**
+ * `@mailgate/core/testing`: the helpers the project's own tests use, for plugin
+ * authors too. Test servers listen on loopback with ports chosen at run time.
+ */
+export { TestSession, testSession } from './dialogue.js';
+export { SmtpTestClient, type SmtpReply } from './smtp-client.js';
+export { generateTestCertificate, type TestCertificate } from './certificate.js';
+export { startTestDnsServer } from './dns-server.js';
+export type { TestDnsServer, TestDnsServerOptions, TestDnsQuery, TestZone, TestZoneEntry, TestRecordType } from './dns-server.js';
+export { startTestGateway, type TestGateway } from './gateway.js';
