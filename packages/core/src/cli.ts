@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError } from './config/load.js';
+import { ConfigError, loadConfigFile, validateWith } from './config/load.js';
+import { hashPassword } from './auth/password.js';
 import { errorMessage } from './hooks.js';
-import { loadGateway } from './loader.js';
+import { importPlugin, loadGateway } from './loader.js';
 import { createLogger, type LogLevel } from './log.js';
 
 const HELP = `mailgate: a plugin-pipeline SMTP gateway
@@ -11,6 +12,8 @@ const HELP = `mailgate: a plugin-pipeline SMTP gateway
 Usage:
   mailgate serve -c gateway.yaml [--listen HOST:PORT]... [--log-level LEVEL] [--log-format json|pretty]
   mailgate check -c gateway.yaml
+  mailgate passwd [USER]
+  mailgate COMMAND -c gateway.yaml ...     (commands added by plugins, e.g. queue)
   mailgate --help | --version
 
 Commands:
@@ -18,6 +21,8 @@ Commands:
             (graceful: stop accepting, let sessions finish within shutdownTimeout).
   check     Validate the config and every plugin's options, print a summary, open no port.
             Exit status 0 when valid, 2 when not.
+  passwd    Read a password (twice from a terminal, once from a pipe) and print its
+            scrypt hash, as USER:HASH when USER is given (for plugin-acl's users file).
 
 Options:
   -c, --config FILE     The gateway's YAML file (default: ./gateway.yaml)
@@ -47,7 +52,27 @@ export function parseListen(text: string): { host: string; port: number } {
 
 class UsageError extends Error {}
 
+const BUILTIN_COMMANDS = new Set(['serve', 'check', 'passwd']);
+
+/** The first word that is not an option or an option's value. */
+function findCommand(argv: string[]): { command: string | undefined; config: string | undefined } {
+  let command: string | undefined;
+  let config: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-c' || arg === '--config') config = argv[++i];
+    else if (arg.startsWith('--config=')) config = arg.slice(9);
+    else if (arg === '-l' || arg === '--listen' || arg === '--log-level' || arg === '--log-format') i++;
+    else if (!arg.startsWith('-') && command === undefined) command = arg;
+  }
+  return { command, config };
+}
+
 async function main(argv: string[]): Promise<number> {
+  const found = findCommand(argv);
+  if (found.command && !BUILTIN_COMMANDS.has(found.command)) {
+    return pluginCommand(found.command, found.config ?? 'gateway.yaml', argv.slice(argv.indexOf(found.command) + 1));
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -69,8 +94,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0];
+  if (command === 'passwd') return passwd(positionals[1]);
   if (command !== 'serve' && command !== 'check') {
-    throw new UsageError(command ? `unknown command "${command}"` : 'missing command (serve or check)');
+    throw new UsageError(command ? `unknown command "${command}"` : 'missing command (serve, check or passwd)');
   }
   const file = values.config ?? 'gateway.yaml';
   const overrides: Record<string, unknown> = {};
@@ -111,6 +137,85 @@ async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/**
+ * A subcommand contributed by a plugin of the config (e.g. plugin-relay's `queue`):
+ * load the config, find the plugin, validate its options, run the command.
+ */
+async function pluginCommand(name: string, file: string, rest: string[]): Promise<number> {
+  const { config, source } = await loadConfigFile(file);
+  for (const [index, entry] of config.plugins.entries()) {
+    if (!entry.enabled) continue;
+    const plugin = await importPlugin(entry.use, source.dir);
+    const command = plugin.commands?.[name];
+    if (!command) continue;
+    const args = stripConfigFlag(rest);
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(`${command.usage}\n`);
+      return 0;
+    }
+    const options = plugin.options ? validateWith(plugin.options, entry.with, source, ['plugins', index, 'with']) : entry.with;
+    return command.run(args, { options, configDir: source.dir, config, stdout: process.stdout, stderr: process.stderr });
+  }
+  throw new UsageError(`unknown command "${name}" (no plugin in ${file} provides it)`);
+}
+
+/** Plugin commands get their own arguments, without the -c/--config the CLI already used. */
+function stripConfigFlag(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-c' || arg === '--config') i++;
+    else if (!arg.startsWith('--config=')) out.push(arg);
+  }
+  return out;
+}
+
+async function passwd(user: string | undefined): Promise<number> {
+  if (user !== undefined && !/^[^:\s]+$/.test(user)) throw new UsageError('passwd: USER must not contain ":" or spaces');
+  const first = await readSecret('Password: ');
+  if (process.stdin.isTTY && (await readSecret('Again: ')) !== first) {
+    process.stderr.write('mailgate passwd: the passwords differ\n');
+    return 2;
+  }
+  if (!first) {
+    process.stderr.write('mailgate passwd: empty password\n');
+    return 2;
+  }
+  const hash = await hashPassword(first);
+  process.stdout.write(user === undefined ? `${hash}\n` : `${user}:${hash}\n`);
+  return 0;
+}
+
+/** One line from stdin; on a terminal, prompt on stderr without echoing what is typed. */
+async function readSecret(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  return new Promise((resolve) => {
+    let text = '';
+    const onData = (data: Buffer) => {
+      for (const ch of data.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          stdin.off('data', onData);
+          stdin.setRawMode(false);
+          stdin.pause();
+          process.stderr.write('\n');
+          return resolve(text);
+        }
+        if (ch === '\u0003') process.exit(130);
+        text = ch === '\u007f' ? text.slice(0, -1) : text + ch;
+      }
+    };
+    stdin.on('data', onData);
   });
 }
 

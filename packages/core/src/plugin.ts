@@ -43,6 +43,29 @@ export interface PluginDefinition<Schema extends z.ZodType = z.ZodType> {
   /** Range of @mailgate/core majors the plugin was written for, checked at load ("0.x" or "1"). */
   readonly core?: string;
   setup(context: PluginContext<z.output<Schema>>): void | Promise<void>;
+  /**
+   * Subcommands this plugin adds to the `mailgate` CLI, e.g. `queue` for
+   * `mailgate queue list -c gateway.yaml`. They run with the plugin's validated
+   * options from the config, without starting the gateway.
+   */
+  readonly commands?: Readonly<Record<string, PluginCommand<z.output<Schema>>>>;
+}
+
+export interface PluginCommand<Options = unknown> {
+  /** One line for `mailgate --help`. */
+  readonly summary: string;
+  /** Usage text shown by `mailgate COMMAND --help`. */
+  readonly usage: string;
+  /** Returns the process exit status. */
+  run(args: readonly string[], context: PluginCommandContext<Options>): Promise<number>;
+}
+
+export interface PluginCommandContext<Options> {
+  readonly options: Options;
+  readonly configDir: string;
+  readonly config: GatewayConfig;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
 }
 
 const PLUGIN = Symbol.for('mailgate.plugin');

@@ -2,6 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
 import { Message } from './message.js';
 
 /** Where a body being received goes. The engine writes decoded chunks and respects back-pressure. */
@@ -63,6 +64,7 @@ class SpoolSink implements BodySink {
   private file: WriteStream | undefined;
   private path: string | undefined;
   private error: Error | undefined;
+  private nextCollect = GC_HINT_INTERVAL;
 
   constructor(
     private readonly spool: Spool,
@@ -72,7 +74,13 @@ class SpoolSink implements BodySink {
   write(chunk: Buffer): boolean {
     if (chunk.length === 0) return true;
     this.size += chunk.length;
-    if (this.file) return this.file.write(chunk);
+    if (this.file) {
+      if (this.size >= this.nextCollect) {
+        this.nextCollect = this.size + GC_HINT_INTERVAL;
+        collectDeadChunks();
+      }
+      return this.file.write(chunk);
+    }
     // Chunks may be slices of the socket's buffer; keep them only until we spill.
     this.chunks.push(chunk);
     if (this.size <= this.spool.options.memoryThreshold) return true;

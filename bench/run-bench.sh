@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Benchmark Mailgate against the anchor servers, using the shared harness
+# (${MAILGATE_SHARED:-<repo>/../shared}/bench). `npm run bench` calls this script.
+#
+#   npm run bench                          # discard mode, 3 interleaved reps (~8-10 min)
+#   npm run bench -- --quick               # smoke test: small counts, 1 rep (~1-2 min)
+#   npm run bench -- --mode all            # discard, then maildir (~2x the time)
+#   npm run bench -- --only haraka,smtp-server-nodelay --reps 5
+#   npm run bench -- --no-build --scenarios 1k_c1,1k_c50 --cap 6 -- --noise-threshold 0.5
+#
+# Options (or the environment variable in brackets):
+#   --mode discard|maildir|all  [BENCH_MODE]   default discard; maildir needs bench/gateway-maildir.yaml
+#   --only LIST                 [BENCH_ONLY]   anchors to run beside mailgate, default
+#                                              smtp-sink,haraka,smtp-server-nodelay; "none" = mailgate only;
+#                                              also: smtp-server, aiosmtpd, aiosmtpd-raw (maildir only)
+#   --reps N                    [BENCH_REPS]   interleaved repetitions, default 3 (1 with --quick)
+#   --quick                     [BENCH_QUICK=1]  small message counts, 5 s caps, 500 idle conns
+#   --scenarios LIST, --cap S   passed to anchors.sh
+#   --no-build                  [BENCH_BUILD=0]  skip `npm run build`
+#   --tag TAG                   results file prefix, default mailgate-<mode>-<date>
+#   -- ARGS...                  everything after -- goes to anchors.sh verbatim
+#                               (e.g. --noise-threshold 0.5 --quiet-wait 30)
+# Results: ${BENCH_RESULTS:-<repo>/bench/results}/run-<tag>.{md,jsonl,env.json,log};
+# server logs: /tmp/bench-logs/<tag>/.  The exit status is non-zero if mailgate failed any scenario.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${MAILGATE_SHARED:-$ROOT/../shared}
+HARNESS=$SHARED/bench
+export ANCHORS_DIR=${ANCHORS_DIR:-/tmp/anchors}
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+
+MODE=${BENCH_MODE:-discard}
+ONLY=${BENCH_ONLY:-smtp-sink,haraka,smtp-server-nodelay}
+REPS=${BENCH_REPS:-}
+QUICK=${BENCH_QUICK:-0}
+BUILD=${BENCH_BUILD:-1}
+TAG=
+PASS=()
+
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die() { echo "run-bench: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --mode) MODE=${2:?}; shift 2 ;;
+        --mode=*) MODE=${1#*=}; shift ;;
+        --only) ONLY=${2:?}; shift 2 ;;
+        --only=*) ONLY=${1#*=}; shift ;;
+        --reps) REPS=${2:?}; shift 2 ;;
+        --reps=*) REPS=${1#*=}; shift ;;
+        --quick) QUICK=1; shift ;;
+        --no-build) BUILD=0; shift ;;
+        --tag) TAG=${2:?}; shift 2 ;;
+        --tag=*) TAG=${1#*=}; shift ;;
+        --scenarios|--cap) PASS+=("$1" "${2:?}"); shift 2 ;;
+        --scenarios=*|--cap=*) PASS+=("$1"); shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; PASS+=("$@"); break ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+done
+case $MODE in discard|maildir|all) ;; *) die "--mode must be discard, maildir or all (got '$MODE')" ;; esac
+[ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
+[ -x "$HARNESS/anchors.sh" ] || die "harness not found: $HARNESS/anchors.sh (set MAILGATE_SHARED)"
+
+cd "$ROOT"
+
+MODES=()
+case $MODE in
+    discard) MODES=(discard) ;;
+    maildir) [ -f bench/gateway-maildir.yaml ] || die "bench/gateway-maildir.yaml does not exist yet"
+             MODES=(maildir) ;;
+    all) MODES=(discard)
+         if [ -f bench/gateway-maildir.yaml ]; then MODES+=(maildir)
+         else echo "run-bench: bench/gateway-maildir.yaml not found - skipping maildir mode" >&2; fi ;;
+esac
+
+# ---- tools (smtp-source/smtp-sink, aiosmtpd, swaks) and anchors (Haraka, smtp-server)
+tools_ok() {
+    { command -v smtp-source || [ -x /usr/sbin/smtp-source ]; } >/dev/null &&
+    { command -v smtp-sink || [ -x /usr/sbin/smtp-sink ]; } >/dev/null &&
+    /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null && command -v swaks >/dev/null
+}
+anchors_ok() {
+    [ -x "$ANCHORS_DIR/node_modules/.bin/haraka" ] &&
+    [ -f "$ANCHORS_DIR/node_modules/smtp-server/package.json" ] &&
+    [ -f "$ANCHORS_DIR/haraka-discard/config/smtp.ini" ] &&
+    [ -f "$ANCHORS_DIR/haraka-maildir/config/smtp.ini" ]
+}
+if ! tools_ok; then
+    [ "$(id -u)" = 0 ] || die "smtp-source/aiosmtpd/swaks missing; run $HARNESS/install-tools.sh as root"
+    echo "run-bench: installing tools ($HARNESS/install-tools.sh)"
+    "$HARNESS/install-tools.sh"
+fi
+if ! anchors_ok; then
+    echo "run-bench: installing anchors into $ANCHORS_DIR ($HARNESS/setup-anchors.sh)"
+    "$HARNESS/setup-anchors.sh"
+fi
+
+# ---- build, and make sure `npx mailgate` resolves to OUR bin.  npm links a workspace
+# bin only if its target exists at install time, so after a first build the link may
+# be missing; without it npx would fetch an unrelated `mailgate` package from the registry.
+if [ "$BUILD" = 1 ]; then
+    echo "run-bench: npm run build"
+    npm run build
+fi
+if [ ! -x node_modules/.bin/mailgate ]; then
+    echo "run-bench: linking workspace bins (npm rebuild --ignore-scripts)"
+    npm rebuild --ignore-scripts >/dev/null
+fi
+[ -x node_modules/.bin/mailgate ] || die "node_modules/.bin/mailgate missing after build (is the CLI built?)"
+
+# the idle scenario holds 2,000 sockets; servers inherit this limit
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+mkdir -p "$RESULTS"
+STAMP=$(date +%Y%m%d-%H%M%S)
+QROOT=$(printf '%q' "$ROOT")
+# The harness runs server commands with `bash -c` in ITS OWN cwd (the caller's),
+# so cd to the repo root explicitly.  `npx --no --` never installs from the registry.
+# No braces other than {host}/{port}: the harness expands the command with str.format.
+server_cmd() { echo "cd $QROOT && exec npx --no -- mailgate serve -c bench/gateway-$1.yaml --listen {host}:{port}"; }
+
+RC=0
+MDS=()
+for m in "${MODES[@]}"; do
+    tag=${TAG:-mailgate-$m-$STAMP}
+    [ -n "$TAG" ] && [ ${#MODES[@]} -gt 1 ] && tag=$TAG-$m
+    [ "$QUICK" = 1 ] && [ -z "$TAG" ] && tag=$tag-quick
+    args=(--mode "$m" --reps "$REPS" --only "$ONLY" --results "$RESULTS" --tag "$tag")
+    [ "$QUICK" = 1 ] && args+=(--quick)
+    if [ "$m" = discard ]; then args+=(--server "mailgate=$(server_cmd discard)")
+    else args+=(--maildir-server "mailgate=$(server_cmd maildir)"); fi
+    echo "run-bench: $HARNESS/anchors.sh ${args[*]} ${PASS[*]-}"
+    set +e
+    "$HARNESS/anchors.sh" "${args[@]}" ${PASS[@]+"${PASS[@]}"} 2>&1 | tee "$RESULTS/run-$tag.log"
+    hrc=${PIPESTATUS[0]}
+    set -e
+    [ "$hrc" = 0 ] || { echo "run-bench: anchors.sh exited $hrc (mode $m)" >&2; RC=1; }
+    jsonl=$RESULTS/run-$tag.jsonl
+    [ -f "$RESULTS/run-$tag.md" ] && MDS+=("$RESULTS/run-$tag.md")
+    # anchors.sh exits 0 even when a server fails to start: check mailgate's records
+    if ! "$PY" - "$jsonl" "/tmp/bench-logs/$tag/mailgate-$m.log" <<'EOF'
+import json, sys
+try:
+    recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+except OSError:
+    recs = []
+mine = [r for r in recs if r.get('label') == 'mailgate' and r.get('scenario') != 'warmup']
+good = [r for r in mine if r.get('ok')]
+bad = [r for r in mine if not r.get('ok') and not r.get('retried')]
+print(f"run-bench: mailgate: {len(good)} ok, {len(bad)} failed scenario runs")
+for r in bad:
+    why = r.get('error') or r.get('skipped') or (r.get('stderr') or '')[:200] or 'see record'
+    print(f"  FAILED {r.get('scenario')} rep {r.get('rep')}: {why}")
+if bad or not good:
+    print(f"  server log: {sys.argv[2]}")
+    sys.exit(1)
+EOF
+    then RC=1; fi
+done
+
+echo
+echo "==================== results ($RESULTS) ===================="
+for md in ${MDS[@]+"${MDS[@]}"}; do
+    echo
+    echo "# $(basename "$md")"
+    cat "$md"
+done
+exit $RC
