@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { domainToASCII } from 'node:url';
 import { ConfigError, resolveConfig, validateWith, type ConfigSource } from './config/load.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
@@ -81,6 +82,7 @@ export class Gateway implements PluginGatewayView {
       banner: smtp.banner,
       maxMessageSize: limits.maxMessageSize,
       maxRecipients: limits.maxRecipients,
+      dataTimeout: limits.dataTimeout,
       maxErrors: limits.maxErrors,
       maxUnrecognizedCommands: limits.maxUnrecognizedCommands,
       maxCommandLineLength: limits.maxCommandLineLength,
@@ -320,9 +322,11 @@ function isResolved(config: object): config is GatewayConfig {
   return (config as Record<symbol, unknown>)[RESOLVED] === true;
 }
 
+/** Case-fold a domain and bring an IDN to its A-label form, so `Bücher.Example.` and `xn--bcher-kva.example` match. */
 function foldDomain(domain: string): string {
-  const lower = domain.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+  const trimmed = domain.endsWith('.') ? domain.slice(0, -1) : domain;
+  if (trimmed.startsWith('[')) return trimmed.toLowerCase();
+  return domainToASCII(trimmed) || trimmed.toLowerCase();
 }
 
 function sleep(ms: number): Promise<void> {

@@ -159,16 +159,19 @@ function wrapTap(hook: HookName, tap: FullTap, runtime: HookRuntime, decides: bo
     }
     if (!isThenable(result)) return Promise.resolve(finish(args, start, result));
     return new Promise<Decision>((resolve) => {
-      const timer = setTimeout(() => resolve(fail(args, start, new Error(`timed out after ${timeout} ms`), true)), timeout);
+      // Only the first outcome counts: an answer arriving after the timeout must not be
+      // recorded (audit trail, stats, claimedBy) as if it had decided anything.
+      let settled = false;
+      const settle = (outcome: () => Decision): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome());
+      };
+      const timer = setTimeout(() => settle(() => fail(args, start, new Error(`timed out after ${timeout} ms`), true)), timeout);
       (result as PromiseLike<unknown>).then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(finish(args, start, value));
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          resolve(fail(args, start, error, false));
-        },
+        (value) => settle(() => finish(args, start, value)),
+        (error: unknown) => settle(() => fail(args, start, error, false)),
       );
     });
   };

@@ -14,6 +14,14 @@ export class Connection implements EngineIO {
   session!: SmtpSession;
   private socket: Socket;
   private closing = false;
+  /**
+   * The engine is working (between cork and uncork: a command or body chunk being
+   * processed, a plugin deciding) or has paused reading (connect hook, spool back-pressure).
+   * The idle timer measures the client's silence, not ours: it does not fire then.
+   */
+  private corked = false;
+  private paused = false;
+  private timeoutDeferred = false;
 
   constructor(
     socket: Socket,
@@ -47,8 +55,19 @@ export class Connection implements EngineIO {
   };
 
   private readonly onTimeout = (): void => {
+    if (this.corked || this.paused) {
+      this.timeoutDeferred = true;
+      return;
+    }
     this.session.timeout();
   };
+
+  /** The engine is waiting for the client again: if the timer fired meanwhile, start it anew. */
+  private idleAgain(): void {
+    if (!this.timeoutDeferred || this.corked || this.paused || this.closing) return;
+    this.timeoutDeferred = false;
+    this.socket.setTimeout(this.idleTimeout);
+  }
 
   write(data: string): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(data);
@@ -59,8 +78,10 @@ export class Connection implements EngineIO {
     this.closing = true;
     const socket = this.socket;
     socket.end();
-    // A peer that never reads would keep the socket half-open forever.
-    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    // A peer that never reads would keep the socket half-open forever. The timer is
+    // cleared on close so it does not keep thousands of closed sockets alive for 5 s.
+    const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /** Forcefully drop the connection (shutdown deadline reached). */
@@ -69,19 +90,25 @@ export class Connection implements EngineIO {
   }
 
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.paused = false;
     if (!this.closing) this.socket.resume();
+    this.idleAgain();
   }
 
   cork(): void {
+    this.corked = true;
     this.socket.cork();
   }
 
   uncork(): void {
+    this.corked = false;
     this.socket.uncork();
+    this.idleAgain();
   }
 
   get startTls(): (() => Promise<TlsInfo>) | undefined {

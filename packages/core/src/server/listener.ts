@@ -52,6 +52,8 @@ export function nextSessionId(): string {
 /** One listening socket that turns connections into SMTP sessions. */
 export class Listener {
   private server: Server | undefined;
+  /** Implicit-TLS sockets still in their handshake (not yet sessions). */
+  private readonly handshaking = new Set<TLSSocket>();
 
   constructor(
     readonly options: ListenerOptions,
@@ -88,13 +90,19 @@ export class Listener {
   /** Stop accepting; existing connections go on. */
   stopAccepting(): Promise<void> {
     const server = this.server;
-    if (!server) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
+    // close() stops listening at once; its callback would wait until every connection
+    // has ended, which is what the graceful shutdown still has to bring about (421 to
+    // idle sessions), so waiting for it here deadlocks close() until clients leave.
+    if (server?.listening) server.close();
+    for (const socket of this.handshaking) socket.destroy();
+    return Promise.resolve();
   }
 
   /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
   private handshake(raw: Socket): void {
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
+    this.handshaking.add(secure);
+    secure.once('close', () => this.handshaking.delete(secure));
     const fail = (error: Error) => {
       // Failed TLS handshakes on implicit listeners: log, never crash.
       this.log.debug('TLS client error', { error });
@@ -108,6 +116,7 @@ export class Listener {
       secure.off('error', fail);
       secure.off('timeout', timeout);
       secure.setTimeout(0);
+      this.handshaking.delete(secure);
       this.accept(secure, true);
     });
   }

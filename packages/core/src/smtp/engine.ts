@@ -6,6 +6,7 @@ import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.
 import { parseMailFrom, parseRcptTo, type Params } from './address.js';
 import { parseCommandLine } from './command-line.js';
 import { BareLineEndingScanner, DataDecoder, type BareLineEndingPolicy } from './data-decoder.js';
+import { collectDeadChunks, GC_HINT_INTERVAL } from '../spool/gc-hint.js';
 import { receivedHeaderValue } from './received-header.js';
 import { formatReply, type Reply } from './reply.js';
 import { decodeSaslPlain, decodeBase64Line } from './sasl.js';
@@ -16,6 +17,8 @@ export interface EngineOptions {
   banner: string;
   maxMessageSize: number;
   maxRecipients: number;
+  /** Longest a whole DATA or BDAT body may take to arrive (slow-drip clients), in ms. */
+  dataTimeout: number;
   maxErrors: number;
   maxUnrecognizedCommands: number;
   maxCommandLineLength: number;
@@ -73,6 +76,7 @@ type Phase = 'start' | 'command' | 'data' | 'bdat' | 'auth-plain' | 'auth-login-
 const MAX_BACKLOG = 64 * 1024;
 /** The 354 text clients expect. */
 const DATA_GO_AHEAD: Reply = { code: 354, text: 'End data with <CR><LF>.<CR><LF>' };
+const LOCAL_ERROR: Reply = { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
 const HTTP_VERBS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'CONNECT', 'OPTIONS']);
 
 /**
@@ -110,6 +114,8 @@ export class SmtpSession implements Session {
   private sink: BodySink | undefined;
   private bodySize = 0;
   private bodyTooBig = false;
+  private bodyDeadline = 0;
+  private nextCollect = 0;
   private bdatRemaining = 0;
   private bdatLast = false;
   /** 'bdat' once BDAT was used in this transaction: DATA is then out of sequence. */
@@ -117,6 +123,10 @@ export class SmtpSession implements Session {
   /** Set while the bytes of a refused BDAT chunk are read and thrown away (RFC 3030 §2). */
   private bdatRefusal: Reply | undefined;
   private txStart = 0;
+  /** The end of a received body being decided (endBody), awaited by ended(). */
+  private finishing: Promise<void> | undefined;
+  /** RCPT commands seen in the current transaction, refused ones included (DATA without any is out of sequence). */
+  private rcptCommands = 0;
   private authUser: string | undefined;
   private shuttingDown = false;
 
@@ -214,6 +224,10 @@ export class SmtpSession implements Session {
   async ended(): Promise<void> {
     this.phase = 'closed';
     this.input = undefined;
+    // A message already handed to the data/queue hooks is finished first (their taps are
+    // bounded by timeouts): its spool file must not vanish under a queue tap, and reset /
+    // disconnect must not run while that tap still uses per-transaction state.
+    if (this.finishing) await this.finishing.catch(() => undefined);
     await this.abortBody();
     await this.endTransaction();
     await this.ctx.hooks.disconnect.promise(this);
@@ -388,7 +402,15 @@ export class SmtpSession implements Session {
   }
 
   private authOffered(): boolean {
-    return this.ctx.hooks.auth.isUsed() && (this.tls !== undefined || this.ctx.options.authWithoutTls);
+    return this.authTapped() && (this.tls !== undefined || this.ctx.options.authWithoutTls);
+  }
+
+  /**
+   * Some plugin checks credentials. Not `hooks.auth.isUsed()`: tapable counts
+   * interceptors too, and the gateway intercepts every hook, so that is always true.
+   */
+  private authTapped(): boolean {
+    return this.ctx.hooks.auth.taps.length > 0;
   }
 
   // --- MAIL / RCPT -------------------------------------------------------------------------
@@ -403,6 +425,7 @@ export class SmtpSession implements Session {
     if (paramError) return this.error(paramError);
     const tx = new Transaction(`${this.id}.${++this.txSeq}`, parsed.address, parsed.params);
     this.transaction = tx;
+    this.rcptCommands = 0;
     this.txStart = performance.now();
     const verdict = await this.decide('mail', this.ctx.hooks.mail.promise(this, tx));
     if (this.transaction !== tx) return;
@@ -444,6 +467,7 @@ export class SmtpSession implements Session {
   private async rcpt(args: string): Promise<void> {
     const tx = this.transaction;
     if (!tx) return this.error({ code: 503, enhanced: '5.5.1', text: 'Need MAIL before RCPT' });
+    this.rcptCommands++;
     const parsed = parseRcptTo(args, { smtputf8: tx.smtputf8 });
     if ('error' in parsed) return this.error(parsed.error);
     if (parsed.params.size > 0) {
@@ -461,7 +485,8 @@ export class SmtpSession implements Session {
     if (claim && claim.kind !== 'accept') return this.refuse(claim, 'rcpt');
     if (!rcpt.claimedBy && !policy) {
       // Nobody said yes: the core's default policy (DESIGN "Who delivers which recipient").
-      const local = parsed.postmaster || this.ctx.isLocalDomain(parsed.address.domain);
+      // `<postmaster>` (no domain) is ours; postmaster@elsewhere is a relay attempt like any other.
+      const local = (parsed.postmaster && parsed.address.domain === '') || this.ctx.isLocalDomain(parsed.address.domain);
       return this.error(
         local
           ? { code: 550, enhanced: '5.1.1', text: `<${rcpt.text}>: Recipient address rejected: User unknown` }
@@ -480,8 +505,9 @@ export class SmtpSession implements Session {
     if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: DATA' });
     if (!tx) return this.error({ code: 503, enhanced: '5.5.1', text: 'Need MAIL command' });
     if (this.bodyMode === 'bdat') return this.error({ code: 503, enhanced: '5.5.1', text: 'DATA not allowed after BDAT' });
+    if (this.rcptCommands === 0) return this.error({ code: 503, enhanced: '5.5.1', text: 'Need RCPT command' });
     if (tx.recipients.length === 0) return this.error({ code: 554, enhanced: '5.5.1', text: 'No valid recipients' });
-    await this.ctx.spool.init();
+    if (!(await this.spoolReady())) return this.error(LOCAL_ERROR);
     this.bodyMode = 'data';
     this.openBody();
     this.decoder = new DataDecoder(this.ctx.options.bareLineEndings);
@@ -491,6 +517,7 @@ export class SmtpSession implements Session {
 
   /** Feed input to the DATA decoder; returns false when input is used up (wait for more). */
   private async pumpData(): Promise<boolean> {
+    if (this.bodyTimedOut()) return false;
     const decoder = this.decoder!;
     const input = this.input!;
     const result = decoder.write(input);
@@ -500,7 +527,7 @@ export class SmtpSession implements Session {
     this.phase = 'command';
     const violation = decoder.violation;
     this.decoder = undefined;
-    await this.endBody(violation);
+    await this.finishBody(violation);
     return true;
   }
 
@@ -517,9 +544,10 @@ export class SmtpSession implements Session {
     if (!this.ctx.options.chunking) this.bdatRefusal = { code: 502, enhanced: '5.5.1', text: 'BDAT not supported' };
     else if (!tx) this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'Need MAIL command' };
     else if (this.bodyMode === 'data') this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'BDAT not allowed after DATA' };
+    else if (this.rcptCommands === 0) this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'Need RCPT command' };
     else if (tx.recipients.length === 0) this.bdatRefusal = { code: 554, enhanced: '5.5.1', text: 'No valid recipients' };
+    else if (this.bodyMode !== 'bdat' && !(await this.spoolReady())) this.bdatRefusal = LOCAL_ERROR;
     else if (this.bodyMode !== 'bdat') {
-      await this.ctx.spool.init();
       this.bodyMode = 'bdat';
       this.openBody();
       this.scanner = new BareLineEndingScanner(this.ctx.options.bareLineEndings);
@@ -531,6 +559,7 @@ export class SmtpSession implements Session {
   }
 
   private async pumpBdat(): Promise<boolean> {
+    if (!this.bdatRefusal && this.bodyTimedOut()) return false;
     const input = this.input!;
     const take = Math.min(this.bdatRemaining, input.length);
     const chunk = input.subarray(0, take);
@@ -554,24 +583,55 @@ export class SmtpSession implements Session {
     if (!this.bdatLast) {
       return this.reply({ code: 250, enhanced: '2.0.0', text: `${this.bodySize} octets received` });
     }
-    const violation = this.scanner!.violation;
+    // A CR at the very end of the last chunk is resolved only now: a bare CR (normalize appends its LF).
+    const scanner = this.scanner!;
+    for (const part of scanner.finish()) await this.writeBody(part);
+    const violation = scanner.violation;
     this.scanner = undefined;
-    await this.endBody(violation);
+    await this.finishBody(violation);
+  }
+
+  /** Create the spool directory if needed; a failure is a 451 for this message, not a crash of the session. */
+  private async spoolReady(): Promise<boolean> {
+    try {
+      await this.ctx.spool.init();
+      return true;
+    } catch (error) {
+      this.log.error('spool unavailable', { session: this.id, error });
+      return false;
+    }
   }
 
   private openBody(): void {
     this.sink = this.ctx.spool.open();
     this.bodySize = 0;
     this.bodyTooBig = false;
+    this.bodyDeadline = Date.now() + this.ctx.options.dataTimeout;
+    this.nextCollect = GC_HINT_INTERVAL;
+  }
+
+  /** A body that trickles in for longer than `dataTimeout` (each byte resetting the idle timer) is cut off. */
+  private bodyTimedOut(): boolean {
+    if (Date.now() <= this.bodyDeadline) return false;
+    this.reply({ code: 421, enhanced: '4.4.2', text: `${this.ctx.options.hostname} Error: timeout exceeded while receiving data` });
+    this.close();
+    return true;
   }
 
   private async writeBody(chunk: Buffer): Promise<void> {
-    if (chunk.length === 0 || this.bodyTooBig) return;
+    if (chunk.length === 0) return;
     this.bodySize += chunk.length;
     // SIZE is enforced while bytes arrive: past the limit we stop storing and only count.
-    if (this.bodySize > this.ctx.options.maxMessageSize) {
-      this.bodyTooBig = true;
-      await this.abortBody();
+    if (this.bodyTooBig || this.bodySize > this.ctx.options.maxMessageSize) {
+      if (!this.bodyTooBig) {
+        this.bodyTooBig = true;
+        await this.abortBody();
+      }
+      // Discarded chunks die young too; see gc-hint.ts.
+      if (this.bodySize >= this.nextCollect) {
+        this.nextCollect = this.bodySize + GC_HINT_INTERVAL;
+        collectDeadChunks();
+      }
       return;
     }
     const sink = this.sink;
@@ -586,6 +646,14 @@ export class SmtpSession implements Session {
     const sink = this.sink;
     this.sink = undefined;
     if (sink) await sink.abort();
+  }
+
+  private finishBody(violation: 'bare-lf' | 'bare-cr' | null): Promise<void> {
+    const done = this.endBody(violation).finally(() => {
+      if (this.finishing === done) this.finishing = undefined;
+    });
+    this.finishing = done;
+    return done;
   }
 
   /** End of DATA or BDAT LAST: check, run `data` and `queue`, answer exactly once. */
@@ -625,7 +693,7 @@ export class SmtpSession implements Session {
       tx.message = await sink.finish();
     } catch (error) {
       this.log.error('spool write failed', { session: this.id, tx: tx.id, error });
-      return { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
+      return LOCAL_ERROR;
     }
     tx.message.prependRawHeader(
       'Received',
@@ -674,13 +742,14 @@ export class SmtpSession implements Session {
     try {
       const tls = await this.io.startTls();
       if (this.phase !== 'tls') return;
-      // RFC 3207 §4.2: forget everything learned before TLS.
-      await this.endTransaction();
+      // RFC 3207 §4.2: forget everything learned before TLS. Back to 'command' before the
+      // reset hook runs: what the client sends over TLS meanwhile is queued, not dropped.
       this.tls = tls;
       this.heloName = undefined;
       this.esmtp = false;
       this.user = undefined;
       this.phase = 'command';
+      await this.endTransaction();
     } catch (error) {
       this.log.debug('TLS handshake failed', { session: this.id, error });
       this.close();
@@ -691,7 +760,7 @@ export class SmtpSession implements Session {
     if (!this.heloName || !this.esmtp) return this.error({ code: 503, enhanced: '5.5.1', text: 'Send EHLO first' });
     if (this.user) return this.error({ code: 503, enhanced: '5.5.1', text: 'Already authenticated' });
     if (this.transaction) return this.error({ code: 503, enhanced: '5.5.1', text: 'AUTH not allowed during a mail transaction' });
-    if (!this.ctx.hooks.auth.isUsed()) return this.error({ code: 502, enhanced: '5.5.1', text: 'AUTH not available' });
+    if (!this.authTapped()) return this.error({ code: 502, enhanced: '5.5.1', text: 'AUTH not available' });
     if (!this.tls && !this.ctx.options.authWithoutTls) {
       return this.error({ code: 538, enhanced: '5.7.11', text: 'Encryption required for requested authentication mechanism' });
     }
@@ -773,8 +842,13 @@ export class SmtpSession implements Session {
 
   /** Send the reply for a negative verdict; `disconnect` also closes. */
   private refuse(verdict: Verdict, stage: Stage): void {
+    if (verdict.kind === 'disconnect') {
+      // Its 421 is the last word: not a second "too many errors" 421 when it also reaches maxErrors.
+      this.errorCount++;
+      this.reply(verdictToReply(verdict, stage));
+      return this.close();
+    }
     this.error(verdictToReply(verdict, stage));
-    if (verdict.kind === 'disconnect') this.close();
   }
 
   private reply(reply: Reply): void {

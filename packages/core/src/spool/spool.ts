@@ -36,7 +36,14 @@ export class Spool {
 
   /** Create the spool directory (private to the gateway's user). */
   init(): Promise<void> {
-    this.ready ??= mkdir(this.options.dir, { recursive: true, mode: 0o700 }).then(() => undefined);
+    this.ready ??= mkdir(this.options.dir, { recursive: true, mode: 0o700 }).then(
+      () => undefined,
+      (error: unknown) => {
+        // Do not remember a failure: the next message tries again (the disk may be back).
+        this.ready = undefined;
+        throw error;
+      },
+    );
     return this.ready;
   }
 

@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 export interface SmtpReply {
@@ -22,10 +22,12 @@ export class SmtpTestClient {
     this.listen(socket);
   }
 
-  static async connect(port: number, host = '127.0.0.1', options: { tls?: boolean } = {}): Promise<SmtpTestClient> {
+  /** `localAddress` picks the source address (e.g. 127.0.0.2, to test per-IP limits). */
+  static async connect(port: number, host = '127.0.0.1', options: { tls?: boolean; localAddress?: string } = {}): Promise<SmtpTestClient> {
+    const local = options.localAddress ? { localAddress: options.localAddress } : {};
     const socket = options.tls
-      ? tlsConnect({ port, host, rejectUnauthorized: false, servername: host.includes(':') ? undefined : host } as never)
-      : netConnect({ port, host });
+      ? tlsConnect({ port, host, rejectUnauthorized: false, servername: isIP(host) ? undefined : host, ...local } as never)
+      : netConnect({ port, host, ...local });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
@@ -104,8 +106,18 @@ export class SmtpTestClient {
     return this.read();
   }
 
-  /** Upgrade after a `220` to STARTTLS. */
+  /** Received bytes not yet consumed by read() (e.g. to check that no extra reply came). */
+  get pending(): string {
+    return this.buffer;
+  }
+
+  /**
+   * Upgrade after a `220` to STARTTLS. Throws if the server sent anything after the
+   * 220 in plaintext: that is a reply to a command injected before the handshake
+   * (CVE-2011-0411) and must not be hidden by dropping it.
+   */
   async startTls(servername = 'localhost'): Promise<void> {
+    if (this.buffer) throw new Error(`server sent data after the STARTTLS reply, before TLS: ${JSON.stringify(this.buffer)}`);
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
