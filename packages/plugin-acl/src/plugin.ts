@@ -1,0 +1,395 @@
+import { domainToUnicode } from 'node:url';
+import {
+  accept,
+  definePlugin,
+  disconnect,
+  HookStage,
+  reject,
+  tempfail,
+  type Logger,
+  type PluginGatewayView,
+  type Recipient,
+  type Session,
+  type Transaction,
+  type Verdict,
+} from '@mailgate/core';
+import { MemoryCounterStore, type CounterStore } from './counters.js';
+import { resolvePath } from './files.js';
+import { formatIp, parseCidr, parseIp, type Ip } from './ip.js';
+import { DynamicList } from './lists.js';
+import { asciiLower, canonicalDomain, canonicalHost } from './names.js';
+import { aclOptionsSchema, type AclOptions, type AclStage } from './options.js';
+import { canonicalUser, toMatchAddress, type MatchAddress } from './patterns.js';
+import { forwardConfirmedNames, type RdnsResult } from './rdns.js';
+import { compileRules, firstMatch, type CompiledRule, type RuleSubject } from './rules.js';
+import { UserStore } from './users.js';
+
+/** Per-session state, private to this plugin instance. */
+interface SessionState {
+  ip: Ip | undefined;
+  /** Concurrency slot taken at connect, released at disconnect. */
+  slot: string | undefined;
+  rdns: Promise<RdnsResult> | undefined;
+  authFailures: number;
+}
+
+/** How a recipient's domain stands for relaying. */
+type Destination = 'local' | 'relay' | 'literal' | 'remote';
+
+const KEY = 'acl:';
+
+/** A local part that routes elsewhere when some MTA downstream interprets it (`%` hack, bang path, quoted `@`). */
+const ROUTING_CHARACTERS = /[@%!]/;
+
+/**
+ * @mailgate/plugin-acl: access rules, relay control, rate and concurrency limits,
+ * SMTP AUTH users. See the README for every option.
+ */
+export const aclPlugin = definePlugin({
+  name: '@mailgate/plugin-acl',
+  core: '0.x',
+  options: aclOptionsSchema,
+  async setup(context) {
+    const { options, gateway, log, configDir } = context;
+    const acl = await Acl.create(options, gateway, log, configDir);
+    const early = { stage: HookStage.EARLY };
+    context.tap('connect', (session) => acl.connect(session), early);
+    context.tap('helo', (session, info) => acl.helo(session, info.name), early);
+    context.tap('mail', (session, tx) => acl.mail(session, tx), early);
+    context.tap('rcpt', (session, tx, rcpt) => acl.rcpt(session, tx, rcpt), early);
+    if (acl.users) {
+      context.tap('auth', (session, credentials) => acl.auth(session, credentials.username, credentials.password, credentials.authzid), early);
+    }
+    context.tap('disconnect', (session) => acl.disconnect(session));
+    context.onClose(() => acl.close());
+  },
+});
+
+class Acl {
+  private readonly sessions = new WeakMap<Session, SessionState>();
+  private readonly ownStore: boolean;
+
+  private constructor(
+    private readonly options: AclOptions,
+    private readonly gateway: PluginGatewayView,
+    private readonly log: Logger,
+    private readonly store: CounterStore,
+    readonly users: UserStore | undefined,
+    private readonly localDomains: DynamicList<'domain'>,
+    private readonly relayDomains: DynamicList<'domainPattern'>,
+    private readonly relayFrom: DynamicList<'ip'>,
+    private readonly literals: DynamicList<'ip'>,
+    private readonly exempt: DynamicList<'ip'>,
+    private readonly rules: Map<AclStage, CompiledRule[]>,
+  ) {
+    this.ownStore = options.counterStore === undefined;
+  }
+
+  static async create(options: AclOptions, gateway: PluginGatewayView, log: Logger, configDir: string): Promise<Acl> {
+    const common = { configDir, reloadInterval: options.reloadInterval, log };
+    const localDomains = await DynamicList.create('domain', options.localDomains, {
+      ...common,
+      where: 'localDomains',
+      // The core learns every local domain (unknown users there get 550 5.1.1, not 554 5.7.1).
+      onEntries: (entries) => {
+        for (const entry of entries) {
+          const domain = canonicalDomain(entry.trim());
+          gateway.addLocalDomain(domain);
+          // The core compares domains as text: give it the U-label spelling of an IDN too.
+          const unicode = domainToUnicode(domain);
+          if (unicode && unicode !== domain) gateway.addLocalDomain(unicode);
+        }
+      },
+    });
+    const literals = await DynamicList.create('ip', options.localAddressLiterals, {
+      ...common,
+      where: 'localAddressLiterals',
+      onEntries: (entries) => {
+        for (const entry of entries) {
+          const net = parseCidr(entry);
+          if (!net || net.prefix !== (net.family === 4 ? 32 : 128)) continue;
+          const ip = formatIp({ family: net.family, value: net.network });
+          gateway.addLocalDomain(net.family === 4 ? `[${ip}]` : `[IPv6:${ip}]`);
+        }
+      },
+    });
+    const relayDomains = await DynamicList.create('domainPattern', options.relayDomains, { ...common, where: 'relayDomains' });
+    const relayFrom = await DynamicList.create('ip', options.relayFrom, { ...common, where: 'relayFrom' });
+    const exempt = await DynamicList.create('ip', options.limits.exempt, { ...common, where: 'limits.exempt' });
+    const rules = await compileRules(options.rules, common);
+    const users = options.auth
+      ? await UserStore.open({
+          path: resolvePath(configDir, options.auth.usersFile),
+          format: options.auth.format,
+          reloadInterval: options.reloadInterval,
+          log,
+        }).catch((error: unknown) => {
+          throw new Error(`auth.usersFile: ${error instanceof Error ? error.message : String(error)}`);
+        })
+      : undefined;
+    const store = options.counterStore ?? new MemoryCounterStore({ maxKeys: options.limits.maxCounters });
+    return new Acl(options, gateway, log, store, users, localDomains, relayDomains, relayFrom, literals, exempt, rules);
+  }
+
+  // --- hooks ---------------------------------------------------------------------------
+
+  async connect(session: Session): Promise<Verdict | undefined> {
+    const state: SessionState = { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0 };
+    this.sessions.set(session, state);
+    const limits = this.options.limits;
+    if ((limits.connectionRate || limits.connectionsPerIp) && !(await this.isExempt(state))) {
+      const ip = state.ip ? formatIp(state.ip) : session.remoteAddress;
+      if (limits.connectionRate) {
+        const n = await this.store.increment(`${KEY}connrate:${ip}`, limits.connectionRate.window);
+        if (n > limits.connectionRate.max) {
+          return disconnect('Too many connections from your address, try again later', { enhanced: '4.7.0', reason: `acl: connection rate of ${ip} over ${limits.connectionRate.max}` });
+        }
+      }
+      if (limits.connectionsPerIp) {
+        const key = `${KEY}conn:${ip}`;
+        if (!(await this.store.acquire(key, limits.connectionsPerIp))) {
+          return disconnect('Too many concurrent connections from your address, try again later', {
+            enhanced: '4.7.0',
+            reason: `acl: ${ip} has ${limits.connectionsPerIp} connections open`,
+          });
+        }
+        state.slot = key;
+      }
+    }
+    return this.applyRules('connect', session, state, {});
+  }
+
+  async helo(session: Session, name: string): Promise<Verdict | undefined> {
+    const state = this.state(session);
+    return this.errorLimit(session) ?? this.applyRules('helo', session, state, { helo: canonicalHost(name) });
+  }
+
+  async mail(session: Session, tx: Transaction): Promise<Verdict | undefined> {
+    const state = this.state(session);
+    const tooMany = this.errorLimit(session);
+    if (tooMany) return tooMany;
+    const sender = toMatchAddress(tx.sender);
+    const rate = this.options.limits.messageRate;
+    if (rate && !(await this.isExempt(state))) {
+      const n = await this.store.increment(`${KEY}msg:${this.senderKey(session, tx, state)}`, rate.window);
+      if (n > rate.max) {
+        return tempfail('Too many messages, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: message rate over ${rate.max}` });
+      }
+    }
+    const auth = this.options.auth;
+    if (auth?.bindSender && session.user !== undefined && sender !== null) {
+      const user = await this.users!.find(session.user);
+      if (!user || !user.owns(sender)) {
+        return reject(`<${tx.senderText}>: Sender address rejected: not owned by user ${session.user}`, {
+          code: 553,
+          enhanced: '5.7.1',
+          reason: `acl: sender ${tx.senderText} not among the addresses of ${session.user}`,
+        });
+      }
+    }
+    return this.applyRules('mail', session, state, { sender });
+  }
+
+  async rcpt(session: Session, tx: Transaction, rcpt: Recipient): Promise<Verdict | undefined> {
+    const state = this.state(session);
+    const tooMany = this.errorLimit(session);
+    if (tooMany) return tooMany;
+    const rate = this.options.limits.recipientRate;
+    if (rate && !(await this.isExempt(state))) {
+      const n = await this.store.increment(`${KEY}rcpt:${this.senderKey(session, tx, state)}`, rate.window);
+      if (n > rate.max) {
+        return tempfail('Too many recipients, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: recipient rate over ${rate.max}` });
+      }
+    }
+    const destination = await this.destination(rcpt);
+    const trusted = await this.trusted(session, state);
+    const denied = (why: string): Verdict =>
+      reject(`<${rcpt.text}>: Relay access denied`, { code: 554, enhanced: '5.7.1', reason: `acl: relay denied (${why})` });
+
+    // Relay tricks first, before any rule: `user%other@local`, `"user@other"@local`, `other!user@local`.
+    if (!trusted && (destination === 'local' || destination === 'relay') && ROUTING_CHARACTERS.test(rcpt.address.local)) {
+      return denied('routing characters in the local part');
+    }
+
+    // RFC 5321 §4.5.1: postmaster of our domains must be reachable; rcpt rules do not refuse it.
+    const postmaster = rcpt.postmaster && destination === 'local';
+    const recipient = toMatchAddress(rcpt.address) as MatchAddress;
+    const outcome = await this.match('rcpt', session, state, { sender: toMatchAddress(tx.sender), recipient }, postmaster);
+    if (outcome && !('rule' in outcome)) return outcome;
+    if (outcome?.rule.action === 'accept') {
+      // An accept rule skips the remaining checks, relay control included.
+      if (destination !== 'local') rcpt.data.relayAllowed = true;
+      return undefined;
+    }
+    if (outcome) return this.ruleVerdict(outcome.rule);
+
+    switch (destination) {
+      case 'local':
+        return undefined;
+      case 'relay':
+        rcpt.data.relayAllowed = true;
+        return undefined;
+      case 'literal':
+        if (trusted && this.options.relayToAddressLiterals) {
+          rcpt.data.relayAllowed = true;
+          return undefined;
+        }
+        return denied(trusted ? 'address literal (relayToAddressLiterals is off)' : 'address literal');
+      case 'remote':
+        if (trusted) {
+          rcpt.data.relayAllowed = true;
+          return undefined;
+        }
+        return denied('client neither authenticated nor in relayFrom');
+    }
+  }
+
+  async auth(session: Session, username: string, password: string, authzid: string | undefined): Promise<Verdict | undefined> {
+    const state = this.state(session);
+    const limits = this.options.limits;
+    const exempt = await this.isExempt(state);
+    const ip = state.ip ? formatIp(state.ip) : session.remoteAddress;
+    const failKey = `${KEY}authfail:${ip}`;
+    const fail = async (why: string, locked: boolean): Promise<Verdict> => {
+      state.authFailures++;
+      if (!exempt && !locked) await this.store.increment(failKey, limits.authFailures.window);
+      this.log.info('authentication failed', { session: session.id, client: ip, user: username, why });
+      if (state.authFailures >= limits.authFailuresPerSession) {
+        return disconnect('Too many failed authentication attempts, closing connection', { enhanced: '4.7.0', reason: `acl: ${why}; too many failures in this session` });
+      }
+      if (locked) {
+        return tempfail('Too many failed authentication attempts, try again later', { code: 454, enhanced: '4.7.0', reason: `acl: ${why}` });
+      }
+      return reject('Authentication credentials invalid', { code: 535, enhanced: '5.7.8', reason: `acl: ${why}` });
+    };
+    if (!exempt && (await this.store.get(failKey)) >= limits.authFailures.max) {
+      // Locked out: the password is not even checked, so guessing goes on learning nothing.
+      return fail(`${ip} over ${limits.authFailures.max} failed logins`, true);
+    }
+    const user = await this.users!.verify(username, password);
+    if (!user) return fail('bad user name or password', false);
+    // AUTH PLAIN may ask to act as someone else (authzid); nobody may here.
+    if (authzid !== undefined && authzid !== '' && canonicalUser(authzid) !== canonicalUser(user.name)) {
+      return fail(`authorization identity ${authzid} differs from ${username}`, false);
+    }
+    return accept(undefined, { reason: `acl: user ${user.name}` });
+  }
+
+  async disconnect(session: Session): Promise<void> {
+    const state = this.sessions.get(session);
+    this.sessions.delete(session);
+    if (state?.slot) await this.store.release(state.slot);
+  }
+
+  async close(): Promise<void> {
+    if (this.ownStore) await this.store.close?.();
+  }
+
+  // --- helpers -------------------------------------------------------------------------
+
+  private state(session: Session): SessionState {
+    let state = this.sessions.get(session);
+    if (!state) {
+      // The connect tap did not run (an earlier plugin decided): start the state now.
+      state = { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0 };
+      this.sessions.set(session, state);
+    }
+    return state;
+  }
+
+  private errorLimit(session: Session): Verdict | undefined {
+    const max = this.options.limits.maxErrors;
+    if (max === undefined || session.errorCount < max) return undefined;
+    return disconnect('Too many errors, closing connection', { enhanced: '4.7.0', reason: `acl: ${session.errorCount} errors in this session` });
+  }
+
+  private async isExempt(state: SessionState): Promise<boolean> {
+    const exempt = await this.exempt.get();
+    return exempt.size > 0 && exempt.has(state.ip);
+  }
+
+  private async trusted(session: Session, state: SessionState): Promise<boolean> {
+    return session.user !== undefined || (await this.relayFrom.get()).has(state.ip);
+  }
+
+  /** Who a rate is counted against: the user, else the envelope sender, else (null sender) the client. */
+  private senderKey(session: Session, tx: Transaction, state: SessionState): string {
+    if (session.user !== undefined) return `user:${canonicalUser(session.user)}`;
+    if (tx.sender) return `from:${asciiLower(tx.sender.local)}@${canonicalDomain(tx.sender.domain)}`;
+    return `null:${state.ip ? formatIp(state.ip) : session.remoteAddress}`;
+  }
+
+  private async destination(rcpt: Recipient): Promise<Destination> {
+    const address = rcpt.address;
+    if (address.domain === '') return 'local'; // RCPT TO:<postmaster>
+    if (address.literal) {
+      const inside = address.domain.slice(1, -1);
+      const ip = parseIp(/^ipv6:/i.test(inside) ? inside.slice(5) : inside);
+      return (await this.literals.get()).has(ip) ? 'local' : 'literal';
+    }
+    const domain = canonicalDomain(address.domain);
+    if ((await this.localDomains.get()).has(domain)) return 'local';
+    if ((await this.relayDomains.get())(domain)) return 'relay';
+    return 'remote';
+  }
+
+  private rdns(state: SessionState, session: Session): Promise<RdnsResult> {
+    state.rdns ??= forwardConfirmedNames(this.gateway.dns, session.remoteAddress).catch(() => ({ names: [], temporary: true }));
+    return state.rdns;
+  }
+
+  private subject(session: Session, state: SessionState, fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>): RuleSubject {
+    return {
+      ip: state.ip,
+      tls: session.tls !== undefined,
+      helo: fields.helo ?? (session.heloName === undefined ? undefined : canonicalHost(session.heloName)),
+      sender: fields.sender,
+      recipient: fields.recipient,
+      user: session.user === undefined ? undefined : canonicalUser(session.user),
+      trusted: () => this.trusted(session, state),
+      rdns: () => this.rdns(state, session),
+    };
+  }
+
+  private async match(
+    stage: AclStage,
+    session: Session,
+    state: SessionState,
+    fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>,
+    exemptFromRefusals = false,
+  ): Promise<Verdict | { rule: CompiledRule } | undefined> {
+    const outcome = await firstMatch(this.rules.get(stage), this.subject(session, state, fields), {
+      rdnsTempfail: this.options.rdnsFailure === 'tempfail',
+      ...(exemptFromRefusals ? { skip: (rule: CompiledRule) => rule.action !== 'accept' } : {}),
+    });
+    if (!outcome) return undefined;
+    if (outcome.kind === 'dns-tempfail') {
+      return tempfail('Cannot verify your host name (DNS), try again later', { enhanced: '4.7.25', reason: `acl: rule ${outcome.rule.label}: reverse DNS lookup failed` });
+    }
+    if (this.log.enabled('debug')) this.log.debug('ACL rule matched', { session: session.id, stage, rule: outcome.rule.label, action: outcome.rule.action });
+    return { rule: outcome.rule };
+  }
+
+  private async applyRules(
+    stage: AclStage,
+    session: Session,
+    state: SessionState,
+    fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>,
+  ): Promise<Verdict | undefined> {
+    const outcome = await this.match(stage, session, state, fields);
+    if (!outcome) return undefined;
+    if (!('rule' in outcome)) return outcome;
+    // accept: skip the remaining ACL rules of this stage, without answering for the core.
+    if (outcome.rule.action === 'accept') return undefined;
+    return this.ruleVerdict(outcome.rule);
+  }
+
+  private ruleVerdict(rule: CompiledRule): Verdict {
+    const options = {
+      ...(rule.code === undefined ? {} : { code: rule.code }),
+      ...(rule.enhanced === undefined ? {} : { enhanced: rule.enhanced }),
+      reason: `acl rule ${rule.label}`,
+    };
+    return rule.action === 'reject' ? reject(rule.message, options) : tempfail(rule.message, options);
+  }
+}

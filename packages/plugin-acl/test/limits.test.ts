@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryCounterStore, type CounterStore } from '../src/index.js';
+import { Client, sendMessage, startAcl, tryRecipients } from './helpers.js';
+
+describe('limits over loopback', () => {
+  it('concurrent connections per IP: 421 4.7.0 and close; the slot comes back on disconnect', async () => {
+    const store = new MemoryCounterStore();
+    const gw = await startAcl({ limits: { connectionsPerIp: 2 }, counterStore: store });
+    try {
+      const a = await Client.open(gw.port);
+      const b = await Client.open(gw.port);
+      expect([a.greeting.code, b.greeting.code]).toEqual([220, 220]);
+      const c = await Client.open(gw.port);
+      expect(c.greeting.text).toBe('421 4.7.0 Too many concurrent connections from your address, try again later');
+      expect(await c.client.waitClosed()).toBe(true);
+      // Another address has its own slots.
+      const other = await Client.open(gw.port, { localAddress: '127.0.0.2' });
+      expect(other.greeting.code).toBe(220);
+      other.client.close();
+      expect((await a.client.command('QUIT')).code).toBe(221);
+      await a.client.waitClosed();
+      // The refused connection must not have leaked a slot either.
+      for (let i = 0; i < 50 && store.held('acl:conn:127.0.0.1') !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(store.held('acl:conn:127.0.0.1')).toBe(1);
+      const d = await Client.open(gw.port);
+      expect(d.greeting.code).toBe(220);
+      b.client.close();
+      d.client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('connection rate per IP: 421 4.7.0 past the limit in the window', async () => {
+    const gw = await startAcl({ limits: { connectionRate: { max: 3, window: '1h' } } });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { client, greeting } = await Client.open(gw.port);
+        codes.push(greeting.code);
+        client.close();
+      }
+      expect(codes).toEqual([220, 220, 220, 421, 421]);
+      expect((await Client.open(gw.port, { localAddress: '127.0.0.2' })).greeting.code).toBe(220);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('exempt networks are not limited', async () => {
+    const gw = await startAcl({ limits: { connectionRate: { max: 1, window: '1h' }, exempt: ['127.0.0.0/24'] } });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { client, greeting } = await Client.open(gw.port);
+        expect(greeting.code).toBe(220);
+        client.close();
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('messages per sender per window: 450 4.7.1', async () => {
+    const gw = await startAcl({ localDomains: ['local.test'], limits: { messageRate: { max: 2, window: '1h' } } });
+    try {
+      const { client } = await Client.open(gw.port);
+      await client.command('EHLO client.test');
+      expect((await sendMessage(client, 'busy@remote.test', ['u@local.test'])).code).toBe(250);
+      expect((await sendMessage(client, 'BUSY@remote.test', ['u@local.test'])).code).toBe(250);
+      expect((await sendMessage(client, 'busy@remote.test', ['u@local.test'])).text).toBe('450 4.7.1 Too many messages, slow down and try again later');
+      // Another sender is counted apart.
+      expect((await sendMessage(client, 'calm@remote.test', ['u@local.test'])).code).toBe(250);
+      client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('recipients per sender per window: 450 4.7.1', async () => {
+    const gw = await startAcl({ localDomains: ['local.test'], limits: { recipientRate: { max: 3, window: '1h' } } });
+    try {
+      const { client } = await Client.open(gw.port);
+      const replies = await tryRecipients(client, 'many@remote.test', ['a@local.test', 'b@local.test', 'c@local.test', 'd@local.test']);
+      expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 450]);
+      expect(replies[3]!.text).toBe('450 4.7.1 Too many recipients, slow down and try again later');
+      client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('errors per session: 421 4.7.0 and close', async () => {
+    const gw = await startAcl({ limits: { maxErrors: 3 } }, { limits: { maxErrors: 50 } });
+    try {
+      const { client } = await Client.open(gw.port);
+      await client.command('EHLO client.test');
+      expect((await client.command('MAIL FROM:<a@x.test>')).code).toBe(250);
+      for (const r of ['a@y.test', 'b@y.test', 'c@y.test']) expect((await client.command(`RCPT TO:<${r}>`)).code).toBe(554);
+      expect((await client.command('RCPT TO:<d@y.test>')).text).toBe('421 4.7.0 Too many errors, closing connection');
+      expect(await client.waitClosed()).toBe(true);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a custom CounterStore is used for every counter', async () => {
+    const calls: string[] = [];
+    const inner = new MemoryCounterStore();
+    const store: CounterStore = {
+      increment: (key, windowMs) => {
+        calls.push(`increment ${key} ${windowMs}`);
+        return inner.increment(key, windowMs);
+      },
+      get: (key) => inner.get(key),
+      acquire: (key, limit) => {
+        calls.push(`acquire ${key} ${limit}`);
+        return inner.acquire(key, limit);
+      },
+      release: (key) => {
+        calls.push(`release ${key}`);
+        return inner.release(key);
+      },
+    };
+    const gw = await startAcl({ counterStore: store, limits: { connectionsPerIp: 5, connectionRate: { max: 10, window: 60 } } });
+    try {
+      const { client } = await Client.open(gw.port);
+      await client.command('QUIT');
+      await client.waitClosed();
+      for (let i = 0; i < 50 && !calls.some((c) => c.startsWith('release')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(calls).toEqual(['increment acl:connrate:127.0.0.1 60000', 'acquire acl:conn:127.0.0.1 5', 'release acl:conn:127.0.0.1']);
+    } finally {
+      await gw.close();
+    }
+  });
+});
