@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
@@ -37,7 +37,7 @@ export class Spool {
   /** Create the spool directory (private to the gateway's user). */
   init(): Promise<void> {
     this.ready ??= mkdir(this.options.dir, { recursive: true, mode: 0o700 }).then(
-      () => undefined,
+      () => assertPrivateDirectory(this.options.dir),
       (error: unknown) => {
         // Do not remember a failure: the next message tries again (the disk may be back).
         this.ready = undefined;
@@ -63,6 +63,19 @@ export class Spool {
     this.ready = undefined;
     await this.init();
   }
+}
+
+/**
+ * The default spool lives in a shared temporary directory under a predictable name:
+ * refuse one that another user created (or a symlink to elsewhere), since whoever
+ * owns it could read or replace messages in flight.
+ */
+async function assertPrivateDirectory(dir: string): Promise<void> {
+  const info = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!info.isDirectory()) throw new Error(`spool directory ${dir} is not a directory (a symlink or file is refused)`);
+  if (uid !== undefined && info.uid !== uid) throw new Error(`spool directory ${dir} belongs to uid ${info.uid}, not to this process (uid ${uid})`);
+  if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 
 class SpoolSink implements BodySink {

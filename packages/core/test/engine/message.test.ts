@@ -4,7 +4,7 @@
  * large bodies go to a spool file that can be streamed twice and is removed after the
  * transaction, whatever its outcome; headers() parses lazily.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accept, createGateway, reject, silentLogger, type Message } from '../../src/index.js';
@@ -245,5 +245,26 @@ describe('spool failures', () => {
     mkdirSync(join(base, 'blocker'));
     expect(await s.send('RSET\r\n' + envelope('a@b.test', 'x@example.test') + 'hi\r\n.\r\n')).toMatch(/^250 [^\r]*\r\n250 [^\r]*\r\n250 [^\r]*\r\n354 [^\r]*\r\n250 2\.0\.0 OK: queued/);
     expect(store.stored).toHaveLength(1);
+  });
+
+  it('a spool directory that is a symlink (or not ours) is refused: 451, nothing written through it', async () => {
+    const base = tmpDir();
+    mkdirSync(join(base, 'elsewhere'));
+    symlinkSync(join(base, 'elsewhere'), join(base, 'spool'));
+    const gw = createGateway({ hostname: 'mx.test', spool: { dir: join(base, 'spool'), memoryThreshold: 16 } }, { logger: silentLogger });
+    const store = storePlugin('store', { domains: ['example.test'] });
+    await gw.use(store.plugin);
+    const s = await ready(gw);
+    expect(await s.send(envelope('a@b.test', 'x@example.test'))).toBe(OK_MAIL + OK_RCPT + LOCAL);
+    expect(readdirSync(join(base, 'elsewhere'))).toEqual([]);
+  });
+
+  it('a group- or world-readable spool directory of ours is made private (0700)', async () => {
+    const base = tmpDir();
+    mkdirSync(join(base, 'spool'), { mode: 0o755 });
+    chmodSync(join(base, 'spool'), 0o755);
+    const gw = createGateway({ hostname: 'mx.test', spool: { dir: join(base, 'spool') } }, { logger: silentLogger });
+    await gw.spool.init();
+    expect(statSync(join(base, 'spool')).mode & 0o777).toBe(0o700);
   });
 });
