@@ -9,7 +9,7 @@
 #   npm run bench -- --no-build --scenarios 1k_c1,1k_c50 --cap 6 -- --noise-threshold 0.5
 #
 # Options (or the environment variable in brackets):
-#   --mode discard|maildir|all  [BENCH_MODE]   default discard; maildir needs bench/gateway-maildir.yaml
+#   --mode discard|maildir|relay|all  [BENCH_MODE]   default discard; relay runs plugin-relay's driver
 #   --only LIST                 [BENCH_ONLY]   anchors to run beside mailgate, default
 #                                              smtp-sink,haraka,smtp-server-nodelay; "none" = mailgate only;
 #                                              also: smtp-server, aiosmtpd, aiosmtpd-raw (maildir only)
@@ -61,18 +61,20 @@ while [ $# -gt 0 ]; do
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
-case $MODE in discard|maildir|all) ;; *) die "--mode must be discard, maildir or all (got '$MODE')" ;; esac
+case $MODE in discard|maildir|relay|all) ;; *) die "--mode must be discard, maildir, relay or all (got '$MODE')" ;; esac
 [ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
 [ -x "$HARNESS/anchors.sh" ] || die "harness not found: $HARNESS/anchors.sh (set MAILGATE_SHARED)"
 
 cd "$ROOT"
 
 MODES=()
+RELAY=0
 case $MODE in
+    relay) RELAY=1 ;;
     discard) MODES=(discard) ;;
     maildir) [ -f bench/gateway-maildir.yaml ] || die "bench/gateway-maildir.yaml does not exist yet"
              MODES=(maildir) ;;
-    all) MODES=(discard)
+    all) MODES=(discard); RELAY=1
          if [ -f bench/gateway-maildir.yaml ]; then MODES+=(maildir)
          else echo "run-bench: bench/gateway-maildir.yaml not found - skipping maildir mode" >&2; fi ;;
 esac
@@ -125,7 +127,7 @@ server_cmd() { echo "cd $QROOT && exec npx --no -- mailgate serve -c bench/gatew
 
 RC=0
 MDS=()
-for m in "${MODES[@]}"; do
+for m in ${MODES[@]+"${MODES[@]}"}; do
     tag=${TAG:-mailgate-$m-$STAMP}
     [ -n "$TAG" ] && [ ${#MODES[@]} -gt 1 ] && tag=$TAG-$m
     [ "$QUICK" = 1 ] && [ -z "$TAG" ] && tag=$tag-quick
@@ -161,6 +163,23 @@ if bad or not good:
 EOF
     then RC=1; fi
 done
+
+# ---- relay: accept -> durable queue -> delivered into smtp-sink, and the queue's memory
+# with 100,000 queued messages (plugin-relay's own driver; the harness has no relay mode).
+if [ "$RELAY" = 1 ]; then
+    md=$RESULTS/run-mailgate-relay-$STAMP.md
+    n=2000; q=100000
+    [ "$QUICK" = 1 ] && { n=500; q=20000; }
+    {
+        echo "## mode: relay"
+        echo
+        echo '```'
+        node packages/plugin-relay/bench/relay-bench.mjs throughput "$n" 20
+        node --expose-gc packages/plugin-relay/bench/relay-bench.mjs memory "$q"
+        echo '```'
+    } 2>&1 | tee "$md" || RC=1
+    MDS+=("$md")
+fi
 
 echo
 echo "==================== results ($RESULTS) ===================="

@@ -115,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
         c.listen.map((l) => `  listen    ${l.host}:${l.port} (tls: ${l.tls})\n`).join('') +
         c.plugins.map((p) => `  plugin    ${p.use}${p.enabled ? '' : ' (disabled)'}\n`).join(''),
     );
+    await gateway.close(0);
     return 0;
   }
   await gateway.listen();

@@ -54,6 +54,7 @@ export class Gateway implements PluginGatewayView {
   private readonly listeners: Listener[] = [];
   private readonly table: ConnectionTable;
   private readonly closers: Array<() => void | Promise<void>> = [];
+  private readonly starters: Array<{ plugin: string; fn: () => void | Promise<void> }> = [];
   private readonly pluginNames = new Set<string>();
   private readonly engineOptions: EngineOptions;
   private readonly source: ConfigSource | undefined;
@@ -144,6 +145,7 @@ export class Gateway implements PluginGatewayView {
       log,
       configDir: this.source?.dir ?? process.cwd(),
       onClose: (fn) => this.closers.push(fn),
+      onListen: (fn) => this.starters.push({ plugin: name, fn }),
     };
     await plugin.setup(context as never);
   }
@@ -178,6 +180,13 @@ export class Gateway implements PluginGatewayView {
     } catch (error) {
       await Promise.all(this.listeners.map((l) => l.stopAccepting()));
       throw error;
+    }
+    for (const { plugin, fn } of this.starters) {
+      try {
+        await fn();
+      } catch (error) {
+        this.log.error('plugin failed to start', { plugin, error });
+      }
     }
     return addresses;
   }

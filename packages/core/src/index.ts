@@ -4,7 +4,16 @@
  */
 export { Gateway, createGateway, type GatewayOptions, type UseOptions, type TapStats } from './gateway.js';
 export { loadGateway, gatewayFromYaml, importPlugin, type LoadGatewayOptions } from './loader.js';
-export { definePlugin, isPlugin, type PluginDefinition, type PluginContext, type PluginGatewayView, type TapFn } from './plugin.js';
+export {
+  definePlugin,
+  isPlugin,
+  type PluginDefinition,
+  type PluginContext,
+  type PluginGatewayView,
+  type PluginCommand,
+  type PluginCommandContext,
+  type TapFn,
+} from './plugin.js';
 export { HookStage, type GatewayHooks, type HookName, type HeloInfo, type Credentials, type TapExtras } from './hooks.js';
 export { accept, reject, tempfail, disconnect, isVerdict, verdictToReply, defaultReply, type Verdict, type VerdictKind, type VerdictOptions, type Stage } from './verdict.js';
 export { Recipient, Transaction, type Session, type SessionData, type TransactionData, type RecipientData, type AuditEntry, type TlsInfo } from './session.js';

@@ -18,6 +18,11 @@ export interface PluginContext<Options> {
   readonly configDir: string;
   /** Run `fn` when the gateway closes (flush state, close files, stop timers). */
   onClose(fn: () => void | Promise<void>): void;
+  /**
+   * Run `fn` once the gateway listens. Start background work here (a delivery queue,
+   * timers), not in setup: `mailgate check` runs setup too, and must do nothing else.
+   */
+  onListen(fn: () => void | Promise<void>): void;
 }
 
 /** The parts of the gateway a plugin may use. */

@@ -22,6 +22,12 @@ export class Connection implements EngineIO {
   private corked = false;
   private paused = false;
   private timeoutDeferred = false;
+  /**
+   * The peer is not reading our replies (the socket's write buffer is full): stop reading
+   * its commands until the replies drain, or a client that pipelines without reading makes
+   * us buffer replies without bound.
+   */
+  private writeBlocked = false;
 
   constructor(
     socket: Socket,
@@ -70,7 +76,16 @@ export class Connection implements EngineIO {
   }
 
   write(data: string): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(data);
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    if (!socket.write(data) && !this.writeBlocked) {
+      this.writeBlocked = true;
+      socket.pause();
+      socket.once('drain', () => {
+        this.writeBlocked = false;
+        if (!this.paused && !this.closing && socket === this.socket) socket.resume();
+      });
+    }
   }
 
   close(): void {
@@ -96,7 +111,7 @@ export class Connection implements EngineIO {
 
   resume(): void {
     this.paused = false;
-    if (!this.closing) this.socket.resume();
+    if (!this.closing && !this.writeBlocked) this.socket.resume();
     this.idleAgain();
   }
 
@@ -133,6 +148,8 @@ export class Connection implements EngineIO {
         secure.off('error', fail);
         secure.off('timeout', handshakeTimeout);
         this.socket = secure;
+        // Any wait for the plaintext socket's 'drain' is moot now.
+        this.writeBlocked = false;
         this.bind(secure);
         resolve(tlsInfo(secure, false));
       });

@@ -1,0 +1,240 @@
+/**
+ * The SMTP client side: nodemailer's SMTPConnection (EHLO/HELO, PIPELINING, SIZE,
+ * 8BITMIME, SMTPUTF8, STARTTLS, AUTH PLAIN/LOGIN, dot-stuffing) wrapped into one
+ * promise call per transaction, with reuse of idle connections per destination.
+ */
+import type { Readable } from 'node:stream';
+import { isIP } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Hop } from './routing.js';
+
+export interface ClientSettings {
+  heloName: string;
+  connectTimeout: number;
+  commandTimeout: number;
+  idleTimeout: number;
+}
+
+export interface Envelope {
+  from: string;
+  to: string[];
+  size: number;
+  use8BitMime: boolean;
+}
+
+export interface RecipientFailure {
+  address: string;
+  code: number;
+  response: string;
+}
+
+export interface SendResult {
+  accepted: string[];
+  rejected: RecipientFailure[];
+  response: string;
+}
+
+/** A failure of the whole transaction (or of the connection). */
+export class TransactionError extends Error {
+  constructor(
+    message: string,
+    /** SMTP reply code, if the failure is a reply. */
+    readonly code: number | undefined,
+    /** Failed while connecting (connect, greeting, EHLO, STARTTLS, AUTH): the next host may be tried. */
+    readonly connecting: boolean,
+    /** Per-recipient replies when every recipient was refused. */
+    readonly recipients: RecipientFailure[] = [],
+  ) {
+    super(message);
+  }
+  get permanent(): boolean {
+    return this.code !== undefined && this.code >= 500 && this.code !== 503;
+  }
+}
+
+interface NodemailerError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  recipient?: string;
+  rejectedErrors?: NodemailerError[];
+}
+
+interface Idle {
+  conn: SMTPConnection;
+  timer: NodeJS.Timeout;
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 1000);
+}
+
+export class ConnectionPool {
+  private readonly idle = new Map<string, Idle[]>();
+  private readonly open = new Set<SMTPConnection>();
+
+  constructor(private readonly settings: ClientSettings) {}
+
+  /** Send one transaction to `hop`, on a reused connection if one is idle. */
+  async send(hop: Hop, envelope: Envelope, body: () => Readable): Promise<SendResult> {
+    const reused = this.take(hop.key);
+    if (reused) {
+      try {
+        return await this.transact(hop, reused, envelope, body());
+      } catch (error) {
+        // A reused connection the server closed meanwhile: try once more on a fresh one.
+        if (!(error instanceof TransactionError) || error.code !== undefined) throw error;
+      }
+    }
+    const conn = await this.connect(hop);
+    return this.transact(hop, conn, envelope, body());
+  }
+
+  private take(key: string): SMTPConnection | undefined {
+    const list = this.idle.get(key);
+    while (list?.length) {
+      const item = list.pop()!;
+      clearTimeout(item.timer);
+      if (!item.conn.destroyed) return item.conn;
+    }
+    return undefined;
+  }
+
+  private release(key: string, conn: SMTPConnection): void {
+    if (conn.destroyed) return;
+    const list = this.idle.get(key) ?? [];
+    const timer = setTimeout(() => {
+      const i = list.findIndex((x) => x.conn === conn);
+      if (i >= 0) list.splice(i, 1);
+      this.quit(conn);
+    }, this.settings.idleTimeout);
+    timer.unref();
+    list.push({ conn, timer });
+    this.idle.set(key, list);
+  }
+
+  private quit(conn: SMTPConnection): void {
+    this.open.delete(conn);
+    try {
+      conn.quit();
+    } catch {
+      conn.close();
+    }
+    setTimeout(() => conn.close(), 1000).unref();
+  }
+
+  private connect(hop: Hop): Promise<SMTPConnection> {
+    const servername = isIP(hop.name) ? undefined : hop.name;
+    const conn = new SMTPConnection({
+      host: hop.address,
+      port: hop.port,
+      secure: hop.implicitTls,
+      ...(servername ? { servername } : {}),
+      requireTLS: hop.tls === 'required',
+      ignoreTLS: hop.tls === 'none',
+      opportunisticTLS: hop.tls === 'opportunistic',
+      name: this.settings.heloName,
+      connectionTimeout: this.settings.connectTimeout,
+      greetingTimeout: this.settings.connectTimeout,
+      socketTimeout: this.settings.commandTimeout,
+      socketCloseTimeout: 1000,
+      tls: { rejectUnauthorized: hop.tlsVerify, ...(servername ? { servername } : {}) },
+      logger: false,
+    });
+    this.open.add(conn);
+    conn.on('error', () => {
+      /* reported through the callbacks */
+    });
+    conn.on('end', () => this.open.delete(conn));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        conn.close();
+        this.open.delete(conn);
+        reject(err instanceof TransactionError ? err : toError(err, true, `${hop.name}[${hop.address}]:${hop.port}`));
+      };
+      // nodemailer reports connection failures as 'error' events, not through the connect callback
+      conn.once('error', fail);
+      conn.once('end', () => fail(new Error('connection closed')));
+      conn.connect((err) => {
+        if (err) return fail(err);
+        if (!hop.auth) {
+          settled = true;
+          return resolve(conn);
+        }
+        if (!conn.secure && !hop.authInsecure) {
+          return fail(new TransactionError(`refusing to send credentials to ${hop.name} without TLS (set tls: required)`, undefined, true));
+        }
+        conn.login({ user: hop.auth.user, pass: hop.auth.pass, ...(hop.auth.method ? { method: hop.auth.method } : {}) }, (loginErr) => {
+          if (loginErr) return fail(loginErr);
+          settled = true;
+          resolve(conn);
+        });
+      });
+    });
+  }
+
+  private transact(hop: Hop, conn: SMTPConnection, envelope: Envelope, body: Readable): Promise<SendResult> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err: NodemailerError) => {
+        if (settled) return;
+        settled = true;
+        conn.off('error', onError);
+        conn.off('end', onEnd);
+        body.destroy();
+        this.quit(conn);
+        reject(toError(err, false, `${hop.name}[${hop.address}]:${hop.port}`, (err.rejectedErrors ?? []).map(failure)));
+      };
+      const onError = (err: Error) => fail(err);
+      const onEnd = () => fail(new Error('connection closed during the transaction'));
+      conn.once('error', onError);
+      conn.once('end', onEnd);
+      conn.send(
+        { from: envelope.from || false, to: envelope.to, size: envelope.size, use8BitMime: envelope.use8BitMime },
+        body,
+        (err, info) => {
+          if (err || !info) return fail((err as NodemailerError | null) ?? new Error('send failed'));
+          if (settled) return;
+          settled = true;
+          conn.off('error', onError);
+          conn.off('end', onEnd);
+          const rejected = ((info.rejectedErrors ?? []) as NodemailerError[]).map(failure);
+          this.release(hop.key, conn);
+          resolve({ accepted: info.accepted, rejected, response: oneLine(info.response) });
+        },
+      );
+    });
+  }
+
+  /** Close every connection (QUIT on idle ones). */
+  close(): void {
+    for (const list of this.idle.values()) for (const { timer } of list) clearTimeout(timer);
+    this.idle.clear();
+    for (const conn of this.open) {
+      try {
+        conn.quit();
+      } catch {
+        /* ignore */
+      }
+      conn.close();
+    }
+    this.open.clear();
+  }
+}
+
+function failure(e: NodemailerError): RecipientFailure {
+  return { address: e.recipient ?? '', code: e.responseCode ?? 450, response: oneLine(e.response ?? e.message) };
+}
+
+function toError(err: Error, connecting: boolean, where: string, recipients: RecipientFailure[] = []): TransactionError {
+  const e = err as NodemailerError;
+  // nodemailer refuses a message over the server's SIZE before sending it: a permanent failure (RFC 1870)
+  if (e.code === 'EMESSAGE' && /size larger than allowed/i.test(e.message)) {
+    return new TransactionError(`552 5.3.4 ${where}: ${oneLine(e.message)}`, 552, false, recipients);
+  }
+  const text = e.response ? oneLine(e.response) : `${where}: ${oneLine(e.message)}`;
+  return new TransactionError(text, e.responseCode || undefined, connecting || e.code === 'ETLS' || e.code === 'EAUTH', recipients);
+}

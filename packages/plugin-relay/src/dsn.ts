@@ -1,0 +1,122 @@
+/**
+ * Delivery status notifications (RFC 3464): a multipart/report with a human-readable
+ * part, the machine-readable message/delivery-status part and the original message's
+ * headers (text/rfc822-headers, RFC 6522), sent from the null reverse-path.
+ */
+import { open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rfc5322Date } from '@mailgate/core';
+
+export interface FailedRecipient {
+  address: string;
+  status: string;
+  diagnostic: string;
+  remoteMta?: string;
+  willRetryUntil?: Date;
+}
+
+export interface DsnInput {
+  hostname: string;
+  queueId: string;
+  bounceId: string;
+  /** Who the DSN goes to (the original sender, or the postmaster for a double bounce). */
+  to: string;
+  /** The original reverse-path ('' for a bounce). */
+  originalSender: string;
+  arrival: Date;
+  recipients: FailedRecipient[];
+  reason: 'failed' | 'expired' | 'delayed';
+  doubleBounce: boolean;
+  /** Path of the original message, for its header section. */
+  emlPath: string;
+}
+
+const HEADER_LIMIT = 64 * 1024;
+
+/** The header section of a stored message (up to the first empty line, at most 64 KiB). */
+export async function readHeaderSection(path: string): Promise<string> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(HEADER_LIMIT);
+    const { bytesRead } = await handle.read(buf, 0, HEADER_LIMIT, 0);
+    const text = buf.subarray(0, bytesRead).toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    const head = end >= 0 ? text.slice(0, end) : text;
+    return head.replace(/\r?\n/g, '\r\n');
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function buildDsn(input: DsnInput): Promise<Buffer> {
+  const boundary = `${input.bounceId}/${input.hostname}/${randomBytes(6).toString('hex')}`;
+  const headers = await readHeaderSection(input.emlPath).catch(() => '');
+  const now = rfc5322Date(new Date());
+  const lines: string[] = [];
+  const push = (...l: string[]) => lines.push(...l);
+  const delayed = input.reason === 'delayed';
+  const subject = delayed
+    ? 'Delayed Mail (still being retried)'
+    : input.doubleBounce
+    ? 'Postmaster Copy: Undelivered Mail'
+    : input.reason === 'expired'
+      ? 'Undelivered Mail Returned to Sender (delivery time expired)'
+      : 'Undelivered Mail Returned to Sender';
+  push(
+    `From: Mail Delivery System <MAILER-DAEMON@${input.hostname}>`,
+    `To: <${input.to}>`,
+    `Subject: ${subject}`,
+    `Date: ${now}`,
+    `Message-ID: <${input.bounceId}@${input.hostname}>`,
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="${boundary}"`,
+    '',
+    'This is a MIME-encapsulated message.',
+    '',
+    `--${boundary}`,
+    'Content-Description: Notification',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    `This is the mail system at host ${input.hostname}.`,
+    '',
+    delayed
+      ? 'Your message could not be delivered yet to the recipients below. Delivery will be retried; you do not need to resend it.'
+      : input.doubleBounce
+      ? `A delivery status notification (from <${input.originalSender}>) could not be delivered.`
+      : input.reason === 'expired'
+        ? 'Your message could not be delivered within the time limit to one or more recipients. It has been returned below.'
+        : "I'm sorry to have to inform you that your message could not be delivered to one or more recipients.",
+    '',
+    ...input.recipients.map((r) => `<${r.address}>: ${r.diagnostic}`),
+    '',
+    `--${boundary}`,
+    'Content-Description: Delivery report',
+    'Content-Type: message/delivery-status',
+    '',
+    `Reporting-MTA: dns; ${input.hostname}`,
+    `X-Mailgate-Queue-ID: ${input.queueId}`,
+    `Arrival-Date: ${rfc5322Date(input.arrival)}`,
+  );
+  for (const r of input.recipients) {
+    push(
+      '',
+      `Final-Recipient: rfc822; ${r.address}`,
+      `Action: ${delayed ? 'delayed' : 'failed'}`,
+      `Status: ${r.status}`,
+      ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
+      `Diagnostic-Code: ${/^\d{3}\b/.test(r.diagnostic) ? 'smtp' : 'x-mailgate'}; ${r.diagnostic}`,
+      `Last-Attempt-Date: ${now}`,
+      ...(r.willRetryUntil ? [`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`] : []),
+    );
+  }
+  push('', `--${boundary}`, 'Content-Description: Undelivered Message Headers', 'Content-Type: text/rfc822-headers', '', headers, '', `--${boundary}--`, '');
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+/** Enhanced status code from a reply ("550 5.1.1 ..."), or one derived from its class. */
+export function enhancedStatus(text: string, fallbackClass: 4 | 5): string {
+  const m = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(text);
+  if (m) return `${fallbackClass}.${m[2]}.${m[3]}`;
+  return `${fallbackClass}.0.0`;
+}

@@ -1,0 +1,134 @@
+/**
+ * @mailgate/plugin-relay — outbound delivery: a durable on-disk queue, MX routing
+ * (or smarthost / per-domain routes), an SMTP client, retries with back-off, DSN
+ * bounces, delivery events for other plugins and the `mailgate queue` command.
+ */
+import { resolve } from 'node:path';
+import { rm, readFile, writeFile } from 'node:fs/promises';
+import { accept, definePlugin, tempfail, type Verdict } from '@mailgate/core';
+import { queueCommand, PID_FILE, runningGateway } from './cli.js';
+import { relayHooks } from './hooks.js';
+import { relayOptionsSchema, type RelayOptions } from './options.js';
+import { Relay } from './relay.js';
+import { newQueueId, QueueStore, type QueueEntry } from './store.js';
+
+export { relayOptionsSchema, destinationSchema, type RelayOptions, type RelayOptionsInput, type Destination } from './options.js';
+export { relayHooks, type RelayHooks, type DeliveredEvent, type DeferredEvent, type BouncedEvent } from './hooks.js';
+export type { QueueEntry, QueueRecipient, RecipientStatus } from './store.js';
+
+const relayPlugin = definePlugin({
+  name: '@mailgate/plugin-relay',
+  core: '0.x',
+  options: relayOptionsSchema,
+  commands: { queue: queueCommand },
+  async setup({ name, tap, options, gateway, log, configDir, onClose, onListen }) {
+    const opts = options as RelayOptions;
+    const root = resolve(configDir, opts.queueDir);
+    const store = new QueueStore(root);
+    await store.init();
+
+    const relay = new Relay({ options: opts, store, dns: gateway.dns, log, hostname: gateway.hostname, hooks: relayHooks(gateway) });
+    const pidFile = resolve(root, PID_FILE);
+    let started = false;
+    let stopped = false;
+    let refused = false;
+
+    // The queue is taken over (pid file, scan, deliveries) only once the gateway listens:
+    // `mailgate check` also runs setup, and must neither deliver mail nor clash with a
+    // running gateway.
+    const start = async (): Promise<void> => {
+      const other = await runningGateway(root);
+      if (other !== undefined && other !== process.pid) {
+        log.error('relay: the queue directory is in use by another running gateway; relaying is refused (451)', { queueDir: root, pid: other });
+        refused = true;
+        return;
+      }
+      await writeFile(pidFile, `${process.pid}\n`);
+      started = true;
+      await relay.start();
+    };
+    let markReady: () => void = () => undefined;
+    const ready = new Promise<void>((done) => (markReady = done));
+    onListen(async () => {
+      if (stopped) return markReady();
+      try {
+        await start();
+      } catch (error) {
+        log.error('relay: cannot start the queue', { error });
+      }
+      markReady();
+    });
+    relays.set(gateway, { relay, ready });
+
+    const claimed: Verdict = accept(undefined, { reason: 'relay' });
+    tap('claim', (_session, _tx, rcpt) => (rcpt.data.relayAllowed === true ? claimed : undefined));
+
+    tap('queue', async (_session, tx) => {
+      const recipients = tx.claimedBy(name);
+      if (recipients.length === 0) return undefined;
+      if (refused) return tempfail(undefined, { reason: `relay queue ${root} is owned by another gateway` });
+      const message = tx.message;
+      if (!message) throw new Error('no message to queue');
+      const id = newQueueId();
+      const now = Date.now();
+      const entry: QueueEntry = {
+        version: 1,
+        id,
+        sender: tx.senderText,
+        created: now,
+        nextAttempt: now,
+        attempts: 0,
+        size: message.size,
+        bodyType: tx.bodyType,
+        smtputf8: tx.smtputf8,
+        kind: 'message',
+        receivedTx: tx.id,
+        recipients: recipients.map((r) => ({ address: r.text, domain: r.address.domain.toLowerCase(), status: 'pending', attempts: 0 })),
+      };
+      const hops = (await message.headers()).filter((h) => h.name.toLowerCase() === 'received').length;
+      if (hops > opts.maxHops) {
+        // RFC 5321 §6.3: a loop is detected by counting trace headers; bounce instead of sending it round again.
+        for (const r of entry.recipients) {
+          r.status = 'failed';
+          r.statusCode = '5.4.6';
+          r.lastError = `mail forwarding loop: ${hops} Received: headers (limit ${opts.maxHops})`;
+        }
+      }
+      await store.add(entry, message.stream());
+      log.info('relay: queued', { id, tx: tx.id, from: entry.sender, rcpts: recipients.length, size: entry.size });
+      relay.enqueued(id);
+      return accept(undefined, { reason: `relay queue ${id}` });
+    });
+
+    onClose(async () => {
+      stopped = true;
+      markReady();
+      await relay.close();
+      relays.delete(gateway);
+      if (!started) return;
+      const pid = await readFile(pidFile, 'utf8').catch(() => '');
+      if (pid.trim() === String(process.pid)) await rm(pidFile, { force: true });
+    });
+  },
+});
+
+const relays = new WeakMap<object, { relay: Relay; ready: Promise<void> }>();
+
+/**
+ * For embedding programs and tests: the relay of a gateway (once set up). `ready`
+ * resolves once the queue was scanned (after the gateway started listening).
+ */
+export function relayQueue(gateway: object): { readonly scheduled: number; readonly ready: Promise<void>; flush(): number } | undefined {
+  const found = relays.get(gateway);
+  if (!found) return undefined;
+  const { relay, ready } = found;
+  return {
+    get scheduled() {
+      return relay.size;
+    },
+    ready,
+    flush: () => relay.flush(),
+  };
+}
+
+export default relayPlugin;

@@ -1,0 +1,533 @@
+/**
+ * The delivery engine: an in-memory timetable over the on-disk queue (only id →
+ * next attempt is kept in memory), a dispatcher with global and per-domain
+ * concurrency limits, delivery per destination domain, retries with exponential
+ * back-off and jitter, bounces and double bounces.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DnsResolver, Logger } from '@mailgate/core';
+import { ConnectionPool, TransactionError, oneLine, type SendResult } from './client.js';
+import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
+import { TimeHeap } from './heap.js';
+import type { RelayHooks } from './hooks.js';
+import type { RelayOptions } from './options.js';
+import { route, type Hop } from './routing.js';
+import { newQueueId, QueueStore, type QueueEntry, type QueueRecipient } from './store.js';
+
+export interface RelayDeps {
+  options: RelayOptions;
+  store: QueueStore;
+  dns: DnsResolver;
+  log: Logger;
+  hostname: string;
+  hooks: RelayHooks;
+}
+
+/** Outcome for one recipient of one attempt. */
+type Outcome =
+  | { kind: 'delivered'; host: string; response: string }
+  | { kind: 'permanent'; error: string; status: string; host?: string }
+  | { kind: 'temporary'; error: string; host?: string };
+
+export class Relay {
+  private readonly options: RelayOptions;
+  readonly store: QueueStore;
+  private readonly dns: DnsResolver;
+  private readonly log: Logger;
+  private readonly hostname: string;
+  private readonly hooks: RelayHooks;
+  private readonly pool: ConnectionPool;
+
+  /** id → time of its scheduled attempt (the heap may hold stale pairs; this map is the truth). */
+  private readonly index = new Map<string, number>();
+  private readonly heap = new TimeHeap();
+  private readonly busy = new Set<string>();
+  private readonly deleteAfter = new Set<string>();
+  private readonly retryAfter = new Set<string>();
+  private readonly active = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private ctlTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+
+  private running = 0;
+  private readonly perDomain = new Map<string, number>();
+  private readonly waiters: Array<{ domain: string; go: () => void }> = [];
+
+  constructor(deps: RelayDeps) {
+    this.options = deps.options;
+    this.store = deps.store;
+    this.dns = deps.dns;
+    this.log = deps.log;
+    this.hostname = deps.hostname;
+    this.hooks = deps.hooks;
+    this.pool = new ConnectionPool({
+      heloName: deps.options.heloName ?? deps.hostname,
+      connectTimeout: deps.options.connectTimeout,
+      commandTimeout: deps.options.commandTimeout,
+      idleTimeout: deps.options.idleTimeout,
+    });
+  }
+
+  /** Messages known to the scheduler (pending ones; held-only messages are on disk only). */
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** Scan the queue directory and schedule every message with pending recipients. */
+  async start(): Promise<void> {
+    await this.store.init();
+    const ids = await this.store.scan(true);
+    let held = 0;
+    for (let i = 0; i < ids.length; i += 64) {
+      const batch = await Promise.all(ids.slice(i, i + 64).map((id) => this.store.read(id).catch(() => undefined)));
+      for (const entry of batch) {
+        if (!entry) continue;
+        // After a crash: finished messages not yet removed, failures not yet bounced.
+        if (entry.recipients.some((r) => r.status === 'pending' || (r.status === 'failed' && !r.notified))) this.schedule(entry.id, entry.nextAttempt);
+        else if (entry.recipients.every((r) => r.status === 'delivered' || r.status === 'failed')) await this.store.remove(entry.id);
+        else held++;
+      }
+    }
+    if (ids.length) this.log.info('relay queue loaded', { messages: ids.length, scheduled: this.index.size, held });
+    this.ctlTimer = setInterval(() => void this.pollControl(), this.options.controlPoll);
+    this.ctlTimer.unref();
+  }
+
+  async close(timeout = 5_000): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ctlTimer) clearInterval(this.ctlTimer);
+    const deadline = new Promise((resolve) => setTimeout(resolve, timeout).unref());
+    await Promise.race([Promise.allSettled([...this.active]), deadline]);
+    this.pool.close();
+  }
+
+  /** A new message, already on disk: deliver it now. */
+  enqueued(id: string): void {
+    this.schedule(id, Date.now());
+  }
+
+  schedule(id: string, at: number): void {
+    this.index.set(id, at);
+    this.heap.push(at, id);
+    if (at < this.timerAt) this.arm();
+  }
+
+  /** Make every scheduled message due now. */
+  flush(): number {
+    const now = Date.now();
+    const ids = [...this.index.keys()];
+    for (const id of ids) if (!this.busy.has(id)) this.schedule(id, now);
+    return ids.length;
+  }
+
+  private arm(): void {
+    if (this.closing) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const next = this.heap.peekTime();
+    if (next === undefined) return;
+    const delay = Math.max(0, Math.min(next - Date.now(), 2 ** 31 - 1));
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.pump();
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** Start due messages while there is room (at most 2 × concurrency messages in progress). */
+  private pump(): void {
+    if (this.closing) return;
+    const now = Date.now();
+    const limit = this.options.concurrency * 2;
+    while (this.active.size < limit) {
+      const t = this.heap.peekTime();
+      if (t === undefined || t > now) break;
+      const { time, id } = this.heap.pop()!;
+      if (this.index.get(id) !== time || this.busy.has(id)) continue; // stale entry
+      this.busy.add(id);
+      const job: Promise<void> = this.process(id)
+        .catch((error: unknown) => {
+          this.log.error('relay: processing failed', { id, error });
+          if (!this.index.has(id)) return;
+          this.schedule(id, Date.now() + this.options.retry.schedule[0]!);
+        })
+        .finally(() => {
+          this.busy.delete(id);
+          this.active.delete(job);
+          if (this.deleteAfter.delete(id)) void this.deleteNow(id);
+          if (this.retryAfter.delete(id)) void this.retry(id);
+          this.pump();
+        });
+      this.active.add(job);
+    }
+    this.arm();
+  }
+
+  private take(domain: string): void {
+    this.running++;
+    this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
+  }
+
+  private fits(domain: string): boolean {
+    return this.running < this.options.concurrency && (this.perDomain.get(domain) ?? 0) < this.options.perDestination;
+  }
+
+  /** A delivery slot (global and per destination domain); FIFO among waiters that fit. */
+  private async acquire(domain: string): Promise<void> {
+    if (this.fits(domain)) return this.take(domain);
+    // the slot is taken for us by release() before we are woken
+    await new Promise<void>((go) => this.waiters.push({ domain, go }));
+  }
+
+  private release(domain: string): void {
+    this.running--;
+    const n = (this.perDomain.get(domain) ?? 1) - 1;
+    if (n) this.perDomain.set(domain, n);
+    else this.perDomain.delete(domain);
+    for (let i = 0; i < this.waiters.length && this.running < this.options.concurrency; ) {
+      const w = this.waiters[i]!;
+      if (this.fits(w.domain)) {
+        this.waiters.splice(i, 1);
+        this.take(w.domain);
+        w.go();
+      } else i++;
+    }
+  }
+
+  /** One delivery attempt of every pending recipient of a message. */
+  private async process(id: string): Promise<void> {
+    const entry = await this.store.read(id);
+    if (!entry) {
+      this.index.delete(id);
+      return;
+    }
+    const now = Date.now();
+    const pending = entry.recipients.filter((r) => r.status === 'pending');
+    const groups = new Map<string, QueueRecipient[]>();
+    for (const r of pending) {
+      const g = groups.get(r.domain) ?? [];
+      g.push(r);
+      groups.set(r.domain, g);
+    }
+    const chunks: Array<[string, QueueRecipient[]]> = [];
+    const max = this.options.maxRecipientsPerTransaction;
+    for (const [domain, list] of groups) for (let i = 0; i < list.length; i += max) chunks.push([domain, list.slice(i, i + max)]);
+
+    entry.attempts++;
+    const expired = now - entry.created >= this.options.retry.maxAge;
+    entry.nextAttempt = now + this.delay(entry.attempts);
+    const delivered: Array<{ recipients: string[]; host: string; response: string }> = [];
+    const deferred: Array<{ recipients: string[]; error: string }> = [];
+
+    // Each transaction's result is written as soon as it is known (fewer duplicates after a crash).
+    let writes = Promise.resolve();
+    const persist = () => (writes = writes.then(() => this.store.write(entry)));
+
+    await Promise.all(
+      chunks.map(async ([domain, recipients]) => {
+        await this.acquire(domain);
+        let outcomes: Map<QueueRecipient, Outcome>;
+        try {
+          outcomes = await this.deliver(entry, domain, recipients);
+        } finally {
+          this.release(domain);
+        }
+        const ok: string[] = [];
+        const later: string[] = [];
+        let host = '';
+        let response = '';
+        let laterError = '';
+        for (const [r, o] of outcomes) {
+          r.attempts++;
+          if (o.kind === 'delivered') {
+            r.status = 'delivered';
+            r.remoteMta = o.host;
+            r.lastError = undefined;
+            ok.push(r.address);
+            host = o.host;
+            response = o.response;
+          } else if (o.kind === 'permanent') {
+            r.status = 'failed';
+            r.lastError = o.error;
+            r.statusCode = o.status;
+            if (o.host) r.remoteMta = o.host;
+          } else {
+            r.lastError = o.error;
+            r.statusCode = enhancedStatus(o.error, 4);
+            if (o.host) r.remoteMta = o.host;
+            if (expired) {
+              r.status = 'failed';
+              r.statusCode = '4.4.7';
+              r.lastError = `delivery time expired; last error: ${o.error}`;
+            } else {
+              later.push(r.address);
+              laterError = o.error;
+            }
+          }
+        }
+        if (ok.length) delivered.push({ recipients: ok, host, response });
+        if (later.length) deferred.push({ recipients: later, error: laterError });
+        if (ok.length) await persist();
+      }),
+    );
+    await writes;
+
+    // Bounce what failed and was not reported yet.
+    const failed = entry.recipients.filter((r) => r.status === 'failed' && !r.notified);
+    let bounceId: string | undefined;
+    if (failed.length) {
+      bounceId = await this.bounce(entry, failed, expired ? 'expired' : 'failed');
+      for (const r of failed) {
+        if (bounceId) r.notified = true;
+        else r.status = 'held';
+      }
+    }
+
+    // Optional delayed-delivery warning, once per message, only to a real sender.
+    const warnAfter = this.options.delayWarning;
+    if (warnAfter !== undefined && !entry.warned && entry.kind === 'message' && entry.sender !== '' && now - entry.created >= warnAfter) {
+      const still = entry.recipients.filter((r) => r.status === 'pending');
+      if (still.length) {
+        await this.notify(entry, still, 'delayed', entry.sender, 'bounce');
+        entry.warned = true;
+      }
+    }
+
+    const finished = entry.recipients.every((r) => r.status === 'delivered' || (r.status === 'failed' && r.notified));
+    if (finished) {
+      await this.store.remove(id);
+      this.index.delete(id);
+    } else {
+      await this.store.write(entry);
+      if (entry.recipients.some((r) => r.status === 'pending')) this.schedule(id, entry.nextAttempt);
+      else {
+        this.index.delete(id);
+        this.log.error('relay: message held in the queue (undeliverable bounce, no postmaster configured)', { id });
+      }
+    }
+
+    for (const d of delivered) await this.emit('delivered', { id, recipients: d.recipients, host: d.host, response: d.response });
+    for (const d of deferred) {
+      this.log.info('relay: deferred', { id, recipients: d.recipients.join(','), error: d.error });
+      await this.emit('deferred', { id, recipients: d.recipients, error: d.error, nextAttempt: entry.nextAttempt, attempts: entry.attempts });
+    }
+    if (failed.length) {
+      await this.emit('bounced', {
+        id,
+        recipients: failed.map((r) => ({ address: r.address, error: r.lastError ?? '' })),
+        bounceId,
+        reason: expired ? 'expired' : 'failed',
+      });
+    }
+  }
+
+  private async emit(name: 'delivered' | 'deferred' | 'bounced', event: unknown): Promise<void> {
+    const hook = this.hooks[name] as { isUsed(): boolean; promise(e: unknown): Promise<void> };
+    if (!hook.isUsed()) return;
+    try {
+      await hook.promise(event);
+    } catch (error) {
+      this.log.error(`relay: a ${name} tap failed`, { error });
+    }
+  }
+
+  /** Wait before attempt n+1: the schedule's n-th step (the last repeats), ± jitter. */
+  private delay(attempts: number): number {
+    const { schedule, jitter } = this.options.retry;
+    const base = schedule[Math.min(attempts - 1, schedule.length - 1)]!;
+    return Math.max(0, Math.round(base * (1 + jitter * (Math.random() * 2 - 1))));
+  }
+
+  /** Deliver some recipients of one domain: route, then host after host until one answers. */
+  private async deliver(entry: QueueEntry, domain: string, recipients: QueueRecipient[]): Promise<Map<QueueRecipient, Outcome>> {
+    const all = (o: Outcome) => new Map(recipients.map((r) => [r, o] as const));
+    let r;
+    try {
+      r = await route(domain, this.options, this.dns);
+    } catch (error) {
+      return all({ kind: 'temporary', error: `routing failed: ${(error as Error).message}` });
+    }
+    if (r.kind === 'permanent') return all({ kind: 'permanent', error: r.error, status: r.status });
+    if (r.kind === 'temporary') return all({ kind: 'temporary', error: r.error });
+
+    let last: Outcome = { kind: 'temporary', error: 'no host tried' };
+    for (const hop of r.hops) {
+      if (this.isSelf(hop)) {
+        last = { kind: 'temporary', error: `mail for ${domain} loops back to myself (${hop.name})` };
+        continue;
+      }
+      const where = `${hop.name}[${hop.address}]:${hop.port}`;
+      let result: SendResult;
+      try {
+        result = await this.pool.send(
+          hop,
+          { from: entry.sender, to: recipients.map((x) => x.address), size: entry.size, use8BitMime: entry.bodyType !== '7BIT' },
+          () => createReadStream(this.store.emlPath(entry.id)),
+        );
+      } catch (error) {
+        if (!(error instanceof TransactionError)) {
+          last = { kind: 'temporary', error: `${where}: ${oneLine(String((error as Error)?.message ?? error))}`, host: hop.name };
+          continue;
+        }
+        if (error.connecting) {
+          // RFC 5321 §5.1: a host that cannot be reached or refuses the session → the next one.
+          last = { kind: 'temporary', error: `${where}: ${error.message}`, host: hop.name };
+          continue;
+        }
+        // The server answered the transaction: that answer is final for this attempt.
+        const out = new Map<QueueRecipient, Outcome>();
+        const byAddr = new Map(error.recipients.map((f) => [f.address, f] as const));
+        for (const rc of recipients) {
+          const f = byAddr.get(rc.address);
+          if (f) out.set(rc, f.code >= 500 ? { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name } : { kind: 'temporary', error: f.response, host: hop.name });
+          else if (error.permanent) out.set(rc, { kind: 'permanent', error: error.message, status: enhancedStatus(error.message, 5), host: hop.name });
+          else out.set(rc, { kind: 'temporary', error: error.code ? error.message : `${where}: ${error.message}`, host: hop.name });
+        }
+        return out;
+      }
+      const out = new Map<QueueRecipient, Outcome>();
+      const rejected = new Map(result.rejected.map((f) => [f.address, f] as const));
+      for (const rc of recipients) {
+        const f = rejected.get(rc.address);
+        if (!f) out.set(rc, { kind: 'delivered', host: where, response: result.response });
+        else if (f.code >= 500) out.set(rc, { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name });
+        else out.set(rc, { kind: 'temporary', error: f.response, host: hop.name });
+      }
+      return out;
+    }
+    return all(last);
+  }
+
+  private isSelf(hop: Hop): boolean {
+    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && !this.options.routes[hop.name];
+  }
+
+  /**
+   * Queue a DSN for failed recipients: to the sender; for a message from `<>` (a bounce)
+   * a double bounce to the postmaster; a failed double bounce is held. Returns the
+   * id of the queued notification, or undefined when the recipients must be held.
+   */
+  private async bounce(entry: QueueEntry, failed: QueueRecipient[], reason: 'failed' | 'expired'): Promise<string | undefined> {
+    let to: string;
+    let kind: QueueEntry['kind'];
+    if (entry.sender !== '' && entry.kind === 'message') {
+      to = entry.sender;
+      kind = 'bounce';
+    } else if (entry.kind !== 'double-bounce' && this.options.postmaster) {
+      to = this.options.postmaster;
+      kind = 'double-bounce';
+    } else {
+      this.log.error('relay: undeliverable notification held in the queue', { id: entry.id, recipients: failed.map((r) => r.address).join(',') });
+      return undefined;
+    }
+    return this.notify(entry, failed, reason, to, kind);
+  }
+
+  /** Build and queue a DSN about `recipients` of `entry`, addressed to `to`. */
+  private async notify(entry: QueueEntry, list: QueueRecipient[], reason: 'failed' | 'expired' | 'delayed', to: string, kind: QueueEntry['kind']): Promise<string> {
+    const bounceId = newQueueId();
+    const retryUntil = new Date(entry.created + this.options.retry.maxAge);
+    const recipients: FailedRecipient[] = list.map((r) => ({
+      address: r.address,
+      status: r.statusCode ?? (reason === 'delayed' ? '4.0.0' : '5.0.0'),
+      diagnostic: r.lastError ?? (reason === 'delayed' ? 'delivery delayed' : 'delivery failed'),
+      ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
+      ...(reason === 'delayed' ? { willRetryUntil: retryUntil } : {}),
+    }));
+    const body = await buildDsn({
+      hostname: this.hostname,
+      queueId: entry.id,
+      bounceId,
+      to,
+      originalSender: entry.sender,
+      arrival: new Date(entry.created),
+      recipients,
+      reason,
+      doubleBounce: kind === 'double-bounce',
+      emlPath: this.store.emlPath(entry.id),
+    });
+    const domain = (to.split('@').pop() ?? '').toLowerCase();
+    const now = Date.now();
+    await this.store.add(
+      {
+        version: 1,
+        id: bounceId,
+        sender: '',
+        created: now,
+        nextAttempt: now,
+        attempts: 0,
+        size: body.length,
+        bodyType: /[\x80-\xff]/.test(body.toString('latin1')) ? '8BITMIME' : '7BIT',
+        smtputf8: false,
+        kind,
+        recipients: [{ address: to, domain, status: 'pending', attempts: 0 }],
+      },
+      body,
+    );
+    const what = reason === 'delayed' ? 'delay warning' : kind === 'bounce' ? 'bounce' : 'double bounce to postmaster';
+    this.log.info(`relay: ${what} queued`, { id: entry.id, bounce: bounceId, to });
+    this.schedule(bounceId, now);
+    return bounceId;
+  }
+
+  // ---- queue management (also reached through control files from `mailgate queue`) ----
+
+  async deleteNow(id: string): Promise<boolean> {
+    if (this.busy.has(id)) {
+      this.deleteAfter.add(id);
+      return true;
+    }
+    const existed = await this.store.exists(id);
+    await this.store.remove(id);
+    this.index.delete(id);
+    return existed;
+  }
+
+  /** Retry now: held and pending recipients become pending and due. */
+  async retry(id: string): Promise<boolean> {
+    if (this.busy.has(id)) {
+      this.retryAfter.add(id);
+      return true;
+    }
+    const entry = await this.store.read(id);
+    if (!entry) return false;
+    for (const r of entry.recipients) if (r.status === 'held') r.status = 'pending';
+    entry.nextAttempt = Date.now();
+    await this.store.write(entry);
+    if (entry.recipients.some((r) => r.status === 'pending')) this.schedule(id, entry.nextAttempt);
+    return true;
+  }
+
+  /** Control requests written by `mailgate queue` into `<queueDir>/ctl/`: `<stamp>.<op>[.<id>]`. */
+  private async pollControl(): Promise<void> {
+    let names: string[];
+    try {
+      names = (await readdir(this.store.ctlDir)).filter((n) => n.endsWith('.req')).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(this.store.ctlDir, name);
+      let result = 'ok';
+      try {
+        const [op, id] = (await readFile(path, 'utf8')).trim().split(/\s+/);
+        if (op === 'flush') result = `ok ${this.flush()}`;
+        else if (op === 'retry' && id) result = (await this.retry(id)) ? 'ok' : 'not found';
+        else if (op === 'delete' && id) result = (await this.deleteNow(id)) ? 'ok' : 'not found';
+        else result = 'bad request';
+        this.log.info('relay: queue command', { op, id, result });
+      } catch (error) {
+        result = `error ${(error as Error).message}`;
+      }
+      await writeFile(path.replace(/\.req$/, '.res'), result).catch(() => undefined);
+      await rm(path, { force: true });
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Where a destination domain's mail goes: a configured route, the smarthost, or the
+ * domain's MX hosts (RFC 5321 §5.1): by preference, random order among equal
+ * preferences; no MX records → the domain's own A/AAAA ("implicit MX"); a null MX
+ * (RFC 7505) or a domain that does not exist → permanent failure; any other DNS
+ * failure → try again later.
+ */
+import { isIP } from 'node:net';
+import { isDnsError, type DnsResolver } from '@mailgate/core';
+import type { Destination, RelayOptions } from './options.js';
+
+export type TlsMode = 'opportunistic' | 'required' | 'none';
+
+/** One address to try, in order. */
+export interface Hop {
+  /** Host name (for SNI, certificate checks and logs). */
+  name: string;
+  /** IP address to connect to. */
+  address: string;
+  port: number;
+  tls: TlsMode;
+  tlsVerify: boolean;
+  implicitTls: boolean;
+  auth: Destination['auth'];
+  authInsecure: boolean;
+  /** Pool key: connections are reused per key. */
+  key: string;
+}
+
+export type Route =
+  | { kind: 'hops'; hops: Hop[] }
+  | { kind: 'permanent'; error: string; status: string }
+  | { kind: 'temporary'; error: string };
+
+export function splitHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (v6) return { host: v6[1]!, port: v6[2] ? Number(v6[2]) : defaultPort };
+  const i = text.lastIndexOf(':');
+  if (i > 0) return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+  return { host: text, port: defaultPort };
+}
+
+async function addresses(dns: DnsResolver, host: string): Promise<{ list: string[]; error?: unknown }> {
+  if (isIP(host)) return { list: [host] };
+  const list: string[] = [];
+  let error: unknown;
+  for (const resolve of [dns.resolve4.bind(dns), dns.resolve6.bind(dns)]) {
+    try {
+      list.push(...(await resolve(host)));
+    } catch (e) {
+      error ??= e;
+    }
+  }
+  return { list, error: list.length ? undefined : error };
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+/** MX records by preference, shuffled among equal preferences. */
+export function orderMx(records: Array<{ exchange: string; priority: number }>): Array<{ exchange: string; priority: number }> {
+  const groups = new Map<number, Array<{ exchange: string; priority: number }>>();
+  for (const r of records) {
+    const g = groups.get(r.priority) ?? [];
+    g.push(r);
+    groups.set(r.priority, g);
+  }
+  return [...groups.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(groups.get(p)!));
+}
+
+export async function route(domain: string, options: RelayOptions, dns: DnsResolver): Promise<Route> {
+  const configured = options.routes[domain] ?? options.smarthost;
+  if (configured) {
+    const defaultPort = configured.implicitTls ? 465 : options.port;
+    const { host, port } = splitHostPort(configured.host, defaultPort);
+    const found = await addresses(dns, host);
+    if (!found.list.length) return { kind: 'temporary', error: `cannot resolve ${host}: ${describe(found.error)}` };
+    const tls = configured.tls ?? 'opportunistic';
+    return {
+      kind: 'hops',
+      hops: found.list.map((address) => ({
+        name: host,
+        address,
+        port,
+        tls,
+        tlsVerify: configured.tlsVerify ?? false,
+        implicitTls: configured.implicitTls,
+        auth: configured.auth,
+        authInsecure: configured.authInsecure,
+        key: `${host}|${address}|${port}|${tls}|${configured.auth?.user ?? ''}`,
+      })),
+    };
+  }
+
+  let mx: Array<{ exchange: string; priority: number }>;
+  try {
+    mx = await dns.resolveMx(domain);
+  } catch (error) {
+    if (isDnsError(error) && !error.temporary) return { kind: 'permanent', error: `${domain}: ${error.message}`, status: '5.1.2' };
+    return { kind: 'temporary', error: `MX lookup for ${domain} failed: ${describe(error)}` };
+  }
+  if (mx.some((r) => r.exchange === '.' || r.exchange === '')) {
+    if (mx.length === 1) return { kind: 'permanent', error: `${domain} does not accept mail (null MX, RFC 7505)`, status: '5.1.10' };
+    mx = mx.filter((r) => r.exchange !== '.' && r.exchange !== '');
+  }
+  const implicit = mx.length === 0;
+  const hosts = implicit ? [{ exchange: domain, priority: 0 }] : orderMx(mx);
+  const hops: Hop[] = [];
+  let lastError: unknown;
+  let allPermanent = true;
+  for (const { exchange } of hosts) {
+    const name = exchange.replace(/\.$/, '').toLowerCase();
+    const found = await addresses(dns, name);
+    if (!found.list.length) {
+      lastError = found.error;
+      if (!(isDnsError(found.error) && !found.error.temporary) && found.error !== undefined) allPermanent = false;
+      continue;
+    }
+    const port = options.mxPort[name] ?? options.port;
+    for (const address of found.list) {
+      hops.push({
+        name,
+        address,
+        port,
+        tls: options.tls,
+        tlsVerify: options.tlsVerify,
+        implicitTls: false,
+        auth: undefined,
+        authInsecure: false,
+        key: `${name}|${address}|${port}|${options.tls}`,
+      });
+    }
+  }
+  if (hops.length) return { kind: 'hops', hops };
+  if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };
+  return { kind: 'temporary', error: `no reachable address for ${domain}'s mail exchangers: ${describe(lastError)}` };
+}
+
+function describe(error: unknown): string {
+  if (error === undefined) return 'no address records';
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,204 @@
+/**
+ * The on-disk queue. One message is two files in `<queueDir>/msg/`:
+ *
+ *   <id>.eml   the message as it will be sent (the gateway's headers included)
+ *   <id>.json  the envelope and the state of every recipient (QueueEntry)
+ *
+ * Both are written to `<queueDir>/tmp/`, fsync'd, renamed into `msg/`, and `msg/`
+ * is fsync'd: the .eml first, then the .json. A message exists once its .json does;
+ * an .eml without .json is the remains of a crash before the commit and is removed
+ * by the startup scan. State changes rewrite the .json the same way (atomic rename).
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+
+export type RecipientStatus = 'pending' | 'delivered' | 'failed' | 'held';
+
+export interface QueueRecipient {
+  address: string;
+  /** Lower-cased domain part. */
+  domain: string;
+  status: RecipientStatus;
+  attempts: number;
+  /** Last reply or error, e.g. "550 5.1.1 no such user" or "connect ECONNREFUSED". */
+  lastError?: string;
+  /** Enhanced status for the DSN (e.g. 5.1.1), when known. */
+  statusCode?: string;
+  /** Host that gave the last answer. */
+  remoteMta?: string;
+  /** Set once a bounce (or double bounce) was queued for this failed recipient. */
+  notified?: boolean;
+}
+
+export interface QueueEntry {
+  version: 1;
+  id: string;
+  /** Reverse-path; '' for the null sender. */
+  sender: string;
+  /** ms since epoch. */
+  created: number;
+  /** Next attempt, ms since epoch. */
+  nextAttempt: number;
+  attempts: number;
+  size: number;
+  bodyType: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  smtputf8: boolean;
+  /** What the message is: an ordinary message, a DSN we generated, or a double bounce to the postmaster. */
+  kind: 'message' | 'bounce' | 'double-bounce';
+  /** Id of the SMTP transaction that received it, for logs. */
+  receivedTx?: string;
+  recipients: QueueRecipient[];
+  /** A delayed-delivery warning was sent. */
+  warned?: boolean;
+}
+
+export function newQueueId(): string {
+  // Sortable by time, unique across processes: base36 ms + 8 random hex digits.
+  return `${Date.now().toString(36).toUpperCase().padStart(9, '0')}${randomBytes(4).toString('hex').toUpperCase()}`;
+}
+
+const ID_RE = /^[0-9A-Z]{6,40}$/;
+export function isQueueId(id: string): boolean {
+  return ID_RE.test(id);
+}
+
+export class QueueStore {
+  readonly msgDir: string;
+  readonly tmpDir: string;
+  readonly ctlDir: string;
+  /** Ids and tmp files being written by this process right now: the startup scan must not clean them up. */
+  private readonly writing = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.msgDir = join(root, 'msg');
+    this.tmpDir = join(root, 'tmp');
+    this.ctlDir = join(root, 'ctl');
+  }
+
+  async init(): Promise<void> {
+    for (const dir of [this.root, this.msgDir, this.tmpDir, this.ctlDir]) await mkdir(dir, { recursive: true });
+  }
+
+  emlPath(id: string): string {
+    return join(this.msgDir, `${id}.eml`);
+  }
+
+  jsonPath(id: string): string {
+    return join(this.msgDir, `${id}.json`);
+  }
+
+  private tmpPath(name: string): string {
+    const base = `${name}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    this.writing.add(base);
+    return join(this.tmpDir, base);
+  }
+
+  private done(tmp: string): void {
+    this.writing.delete(tmp.slice(this.tmpDir.length + 1));
+  }
+
+  /** Store a new message durably: body, then envelope (the commit point). */
+  async add(entry: QueueEntry, body: Readable | Buffer): Promise<void> {
+    this.writing.add(entry.id);
+    const tmpEml = this.tmpPath(`${entry.id}.eml`);
+    try {
+      try {
+        if (Buffer.isBuffer(body)) await writeFile(tmpEml, body);
+        else await pipeline(body, createWriteStream(tmpEml));
+        await fsyncFile(tmpEml);
+        await rename(tmpEml, this.emlPath(entry.id));
+      } catch (error) {
+        await rm(tmpEml, { force: true });
+        throw error;
+      } finally {
+        this.done(tmpEml);
+      }
+      await this.write(entry);
+    } finally {
+      this.writing.delete(entry.id);
+    }
+  }
+
+  /** Atomically replace the envelope/state file (tmp → fsync → rename → fsync dir). */
+  async write(entry: QueueEntry): Promise<void> {
+    const tmp = this.tmpPath(`${entry.id}.json`);
+    try {
+      const handle = await open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(entry));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.jsonPath(entry.id));
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw error;
+    } finally {
+      this.done(tmp);
+    }
+    await fsyncDir(this.msgDir);
+  }
+
+  /** The entry, or undefined if the message is gone (delivered, deleted). */
+  async read(id: string): Promise<QueueEntry | undefined> {
+    try {
+      return JSON.parse(await readFile(this.jsonPath(id), 'utf8')) as QueueEntry;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return stat(this.jsonPath(id)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Remove a message: the .json first (uncommits it), then the body. */
+  async remove(id: string): Promise<void> {
+    await rm(this.jsonPath(id), { force: true });
+    await rm(this.emlPath(id), { force: true });
+    await fsyncDir(this.msgDir);
+  }
+
+  /** Ids of every committed message; removes leftovers of crashes (tmp files, bodies without envelope). */
+  async scan(cleanup: boolean): Promise<string[]> {
+    const names = await readdir(this.msgDir);
+    const json = new Set<string>();
+    const eml: string[] = [];
+    for (const name of names) {
+      if (name.endsWith('.json')) json.add(name.slice(0, -5));
+      else if (name.endsWith('.eml')) eml.push(name.slice(0, -4));
+    }
+    if (cleanup) {
+      for (const id of eml) if (!json.has(id) && !this.writing.has(id)) await rm(this.emlPath(id), { force: true });
+      for (const name of await readdir(this.tmpDir)) if (!this.writing.has(name)) await rm(join(this.tmpDir, name), { force: true });
+    }
+    return [...json].filter((id) => isQueueId(id)).sort();
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
