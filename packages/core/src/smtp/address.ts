@@ -461,7 +461,11 @@ function parseParams(s: string, i: number): ParamsOk | SmtpSyntaxError {
     } else if (i < n && s.charCodeAt(i) !== 0x20) {
       return badParam();
     }
-    if (params.has(key)) return { code: 501, enhanced: '5.5.4', text: `Duplicate parameter ${key}` };
+    // An exact repeat is harmless and real clients send one: Python's send_message()
+    // adds "SMTPUTF8 BODY=8BITMIME" after a caller's own mail_options=['SMTPUTF8'].
+    // Only a repeat with a different value is ambiguous.
+    const previous = params.get(key);
+    if (previous !== undefined && previous !== value) return { code: 501, enhanced: '5.5.4', text: `Conflicting values for parameter ${key}` };
     params.set(key, value);
   }
   return { ok: true, params, nonAscii };
