@@ -22,19 +22,23 @@ export interface ConnectionLimits {
 export class ConnectionTable {
   readonly all = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
+  /** Admitted connections, including implicit-TLS ones still in their handshake. */
+  private open = 0;
 
   constructor(private readonly limits: ConnectionLimits) {}
 
   /** Returns the refusal text when a limit is reached, else registers the peer. */
   admit(ip: string): string | undefined {
-    if (this.all.size >= this.limits.maxConnections) return 'Too many connections, try again later';
+    if (this.open >= this.limits.maxConnections) return 'Too many connections, try again later';
     const n = this.perIp.get(ip) ?? 0;
     if (n >= this.limits.maxConnectionsPerIp) return 'Too many connections from your address, try again later';
     this.perIp.set(ip, n + 1);
+    this.open++;
     return undefined;
   }
 
   release(ip: string): void {
+    this.open--;
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);
@@ -69,7 +73,7 @@ export class Listener {
     // Implicit TLS: a plain server whose sockets are wrapped in TLS here, because
     // tls.createServer() ignores a `secureContext` option (it builds its own from key/cert)
     // and would fail every handshake.
-    const server = createServer({ noDelay: true }, (socket) => (implicit ? this.handshake(socket) : this.accept(socket, false)));
+    const server = createServer({ noDelay: true }, (socket) => this.admit(socket, implicit));
     server.maxConnections = this.limits.maxConnections + 64;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -98,11 +102,38 @@ export class Listener {
     return Promise.resolve();
   }
 
+  /**
+   * Count the connection against the limits before anything else, so a flood of
+   * unfinished TLS handshakes on an implicit-TLS port is capped like any other.
+   */
+  private admit(socket: Socket, implicit: boolean): void {
+    const ip = normalizeIp(socket.remoteAddress ?? '');
+    const refusal = this.table.admit(ip);
+    socket.on('error', noop);
+    if (refusal) {
+      // Without TLS we cannot speak SMTP on an implicit port: just close it there.
+      if (implicit) socket.destroy();
+      else {
+        socket.end(`421 4.7.0 ${refusal}\r\n`);
+        setTimeout(() => socket.destroy(), 2_000).unref();
+      }
+      return;
+    }
+    if (implicit) this.handshake(socket, ip);
+    else this.accept(socket, ip, false);
+  }
+
   /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
-  private handshake(raw: Socket): void {
+  private handshake(raw: Socket, ip: string): void {
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
     this.handshaking.add(secure);
     secure.once('close', () => this.handshaking.delete(secure));
+    // Until the session takes over, the slot is ours to give back, however the
+    // handshake ends (error, timeout, or the peer just closing).
+    let handedOver = false;
+    raw.once('close', () => {
+      if (!handedOver) this.table.release(ip);
+    });
     const fail = (error: Error) => {
       // Failed TLS handshakes on implicit listeners: log, never crash.
       this.log.debug('TLS client error', { error });
@@ -117,19 +148,12 @@ export class Listener {
       secure.off('timeout', timeout);
       secure.setTimeout(0);
       this.handshaking.delete(secure);
-      this.accept(secure, true);
+      handedOver = true; // from here on the Connection releases the slot when it closes
+      this.accept(secure, ip, true);
     });
   }
 
-  private accept(socket: Socket, implicit: boolean): void {
-    const ip = normalizeIp(socket.remoteAddress ?? '');
-    const refusal = this.table.admit(ip);
-    if (refusal) {
-      socket.on('error', () => undefined);
-      socket.end(`421 4.7.0 ${refusal}\r\n`);
-      setTimeout(() => socket.destroy(), 2_000).unref();
-      return;
-    }
+  private accept(socket: Socket, ip: string, implicit: boolean): void {
     const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, (c) => {
       this.table.all.delete(c);
       this.table.release(ip);
@@ -152,3 +176,5 @@ export class Listener {
 export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
+
+function noop(): void {}
