@@ -84,6 +84,7 @@ export class Gateway implements PluginGatewayView {
       maxMessageSize: limits.maxMessageSize,
       maxRecipients: limits.maxRecipients,
       dataTimeout: limits.dataTimeout,
+      commandTimeout: limits.idleTimeout,
       maxErrors: limits.maxErrors,
       maxUnrecognizedCommands: limits.maxUnrecognizedCommands,
       maxCommandLineLength: limits.maxCommandLineLength,
@@ -147,7 +148,19 @@ export class Gateway implements PluginGatewayView {
       onClose: (fn) => this.closers.push(fn),
       onListen: (fn) => this.starters.push({ plugin: name, fn }),
     };
-    await plugin.setup(context as never);
+    // A setup that never settles would hang `mailgate serve` and `check` forever.
+    const limit = timeout ?? this.config.pluginTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => plugin.setup(context as never)),
+        new Promise<never>((_, fail) => {
+          timer = setTimeout(() => fail(new Error(`setup did not finish within ${limit} ms`)), limit);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Open every listener. Resolves with their addresses (port 0 gets a real port). */

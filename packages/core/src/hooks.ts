@@ -149,15 +149,23 @@ function wrapTap(hook: HookName, tap: FullTap, runtime: HookRuntime, decides: bo
     return verdict;
   };
 
+  const guard = (outcome: () => Decision): Decision => {
+    try {
+      return outcome();
+    } catch {
+      return failure('returned or threw a value that cannot be recorded');
+    }
+  };
+
   const wrapped = (...args: unknown[]): Promise<Decision> => {
     const start = performance.now();
     let result: unknown;
     try {
       result = fn(...args);
     } catch (error) {
-      return Promise.resolve(fail(args, start, error, false));
+      return Promise.resolve(guard(() => fail(args, start, error, false)));
     }
-    if (!isThenable(result)) return Promise.resolve(finish(args, start, result));
+    if (!isThenable(result)) return Promise.resolve(guard(() => finish(args, start, result)));
     return new Promise<Decision>((resolve) => {
       // Only the first outcome counts: an answer arriving after the timeout must not be
       // recorded (audit trail, stats, claimedBy) as if it had decided anything.
@@ -166,28 +174,58 @@ function wrapTap(hook: HookName, tap: FullTap, runtime: HookRuntime, decides: bo
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve(outcome());
+        // Recording an outcome formats what the plugin gave us; whatever that is, this
+        // promise must resolve, or the session hangs and Node exits on the rejection.
+        let decision: Decision;
+        try {
+          decision = outcome();
+        } catch {
+          decision = failure('returned or threw a value that cannot be recorded');
+        }
+        resolve(decision);
       };
       const timer = setTimeout(() => settle(() => fail(args, start, new Error(`timed out after ${timeout} ms`), true)), timeout);
-      (result as PromiseLike<unknown>).then(
-        (value) => settle(() => finish(args, start, value)),
-        (error: unknown) => settle(() => fail(args, start, error, false)),
-      );
+      try {
+        (result as PromiseLike<unknown>).then(
+          (value) => settle(() => finish(args, start, value)),
+          (error: unknown) => settle(() => fail(args, start, error, false)),
+        );
+      } catch (error) {
+        settle(() => fail(args, start, error, false));
+      }
     });
   };
   return { ...tap, type: 'promise', fn: wrapped };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  try {
+    return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false; // a getter on `then` that throws: not a promise we can use
+  }
 }
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'object') return 'an object that is not a verdict';
-  return `${typeof value} ${String(value)}`;
+  return `${typeof value} ${safeString(value)}`;
 }
 
+/** A message for any thrown value; never throws itself (plugins throw odd things). */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    if (error instanceof Error) return String(error.message);
+  } catch {
+    // fall through
+  }
+  return safeString(error);
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }

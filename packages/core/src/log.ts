@@ -70,23 +70,48 @@ class LineLogger implements Logger {
     const time = new Date().toISOString();
     const all = fields ? { ...this.bound, ...fields } : this.bound;
     if (this.format === 'json') {
-      this.write(`${JSON.stringify({ time, level, msg, ...all }, replacer)}\n`);
+      this.write(`${stringify({ time, level, msg, ...all })}\n`);
       return;
     }
     let line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}`;
     for (const [k, v] of Object.entries(all)) {
       if (v === undefined) continue;
-      line += ` ${k}=${typeof v === 'string' ? (/[\s"=]/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v, replacer)}`;
+      // Client-supplied text (HELO names, addresses) must not reach a terminal raw:
+      // anything with spaces, quotes or control characters is shown JSON-escaped.
+      line += ` ${k}=${typeof v === 'string' ? (/[\s"=\p{Cc}\p{Cf}\u2028\u2029]/u.test(v) ? stringify(v) : v) : stringify(v)}`;
     }
     this.write(`${line}\n`);
   }
 }
 
+/**
+ * JSON that never throws (cycles, throwing getters, BigInt) and escapes the
+ * characters some log readers take for line breaks (U+0085, U+2028, U+2029).
+ */
+function stringify(value: unknown): string {
+  let text: string;
+  try {
+    const seen = new WeakSet<object>();
+    text = JSON.stringify(value, (_key, v: unknown) => {
+      const out = replacer(v);
+      if (typeof out === 'object' && out !== null) {
+        if (seen.has(out)) return '[circular]';
+        seen.add(out);
+      }
+      return out;
+    });
+  } catch {
+    text = JSON.stringify('[unserializable log fields]');
+  }
+  return text.replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Errors are serialised with their message and code, not as `{}`. */
-function replacer(_key: string, value: unknown): unknown {
+function replacer(value: unknown): unknown {
   if (value instanceof Error) {
     const code = (value as NodeJS.ErrnoException).code;
-    return code ? { message: value.message, code } : { message: value.message };
+    const message = String(value.message);
+    return code ? { message, code: String(code) } : { message };
   }
   if (typeof value === 'bigint') return value.toString();
   return value;

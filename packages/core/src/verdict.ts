@@ -29,9 +29,19 @@ export interface VerdictOptions {
 const VERDICT = Symbol.for('mailgate.verdict');
 
 function make(kind: VerdictKind, message: string | undefined, options: VerdictOptions | undefined): Verdict {
-  const verdict: Verdict & { [VERDICT]?: true } = { kind, ...options, ...(message === undefined ? {} : { message }) };
+  // JavaScript plugins may pass anything (an Error, a number): keep the reply a line of text.
+  const text = message === undefined || typeof message === 'string' ? message : messageText(message);
+  const verdict: Verdict & { [VERDICT]?: true } = { kind, ...options, ...(text === undefined ? {} : { message: text }) };
   Object.defineProperty(verdict, VERDICT, { value: true });
   return Object.freeze(verdict);
+}
+
+function messageText(value: unknown): string | undefined {
+  try {
+    return value instanceof Error ? String(value.message) : String(value);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Accept: ends the stage positively (e.g. accept a recipient, accept credentials). */

@@ -12,7 +12,12 @@
 export interface CounterStore {
   /**
    * Count one event (or `by`) on `key`, whose window is `windowMs` long, and return
-   * the count in the current window including this event.
+   * the count in the current window including this event. `by` may be negative: the
+   * ACL counts a failed login before checking the password (a reservation, so that
+   * parallel sessions cannot overtake the limit) and gives it back with `by: -1` when
+   * the login succeeds. Giving back to a window that has expired should not open a new
+   * one (the in-memory store returns 0 and keeps nothing); a store that cannot tell
+   * (Redis `INCRBY` + `PEXPIRE … NX`) at worst starts the next window one lower.
    */
   increment(key: string, windowMs: number, by?: number): Promise<number>;
   /** The count of `key` in its current window (0 when none or expired). */
@@ -72,6 +77,11 @@ export class MemoryCounterStore implements CounterStore {
   async increment(key: string, windowMs: number, by = 1): Promise<number> {
     const now = this.now();
     let counter = this.counters.get(key);
+    if (by < 0 && (!counter || counter.expires <= now)) {
+      // Giving back to a window that is over: nothing to give back to.
+      if (counter) this.counters.delete(key);
+      return 0;
+    }
     if (!counter || counter.expires <= now) {
       // Re-insert so the Map's order stays "oldest window first".
       if (counter) this.counters.delete(key);

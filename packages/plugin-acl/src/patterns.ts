@@ -8,7 +8,10 @@
  *   .example.com        any address at a subdomain of example.com (not example.com itself)
  *   *@*.example.com     a glob (* any run of characters, ? one character); with an @ it is
  *                       matched against the whole address, without one against the domain
+ *                       (a linear-time matcher, not a RegExp: safe on hostile input)
  *   /^bounce-.*@/i      a regular expression, tested against the whole lower-cased address
+ *                       (backtracking: the configuration's responsibility; subjects over
+ *                       MAX_REGEX_SUBJECT characters never match one)
  *   <>                  the null sender (bounces)
  *
  * Host name patterns (HELO name, verified reverse DNS name): `mail.example.com` (exact),
@@ -43,15 +46,94 @@ function isGlob(text: string): boolean {
   return /[*?]/.test(text);
 }
 
-/** Glob → anchored regex: `*` any run (possibly empty), `?` one character, everything else literal. */
-export function globToRegExp(glob: string, flags = ''): RegExp {
-  let source = '';
+/** Work counter for {@link matchGlob} (tests assert on it instead of on the clock). */
+export interface GlobStats {
+  steps: number;
+}
+
+/** A compiled glob: one entry per code point, `STAR`/`ANY` for the wildcards, runs of `*` collapsed. */
+const STAR = 0;
+const ANY = 1;
+type GlobToken = typeof STAR | typeof ANY | string;
+
+function globTokens(glob: string): GlobToken[] {
+  const tokens: GlobToken[] = [];
   for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+    if (ch === '*') {
+      if (tokens.at(-1) !== STAR) tokens.push(STAR);
+    } else tokens.push(ch === '?' ? ANY : ch);
   }
-  return new RegExp(`^${source}$`, `s${flags}`);
+  return tokens;
+}
+
+/**
+ * Match a glob against a subject, whole and case-sensitively: `*` any run of characters
+ * (possibly empty), `?` exactly one character (code point), everything else literal.
+ *
+ * No regular expression: the classic two-pointer match that, on a mismatch, backtracks
+ * only to the most recent `*` (an earlier star can never do better than a later one, since
+ * the later one absorbs anything the earlier one would have). Worst case
+ * O(subject × glob) steps, whatever the input: hostile HELO names, PTR names and
+ * addresses cannot make it backtrack exponentially the way `.*.*.*` does in a RegExp.
+ */
+export function matchGlob(glob: string | readonly GlobToken[], subject: string, stats?: GlobStats): boolean {
+  const g = typeof glob === 'string' ? globTokens(glob) : glob;
+  const s = Array.from(subject);
+  const m = g.length;
+  const n = s.length;
+  let gi = 0;
+  let si = 0;
+  let starGi = -1; // index of the last `*` seen in the glob
+  let starSi = 0; // where that star's run currently ends in the subject
+  let steps = 0;
+  while (si < n) {
+    steps++;
+    const t = gi < m ? g[gi] : undefined;
+    if (t === STAR) {
+      // Let the star match nothing for now; remember where to resume on a mismatch.
+      starGi = gi++;
+      starSi = si;
+    } else if (t !== undefined && (t === ANY || t === s[si])) {
+      gi++;
+      si++;
+    } else if (starGi >= 0) {
+      // Mismatch: the last star takes one more character, and the rest is retried after it.
+      gi = starGi + 1;
+      si = ++starSi;
+    } else {
+      if (stats) stats.steps += steps;
+      return false;
+    }
+  }
+  // The subject is used up: only stars (matching nothing) may remain.
+  while (gi < m && g[gi] === STAR) {
+    steps++;
+    gi++;
+  }
+  if (stats) stats.steps += steps;
+  return gi === m;
+}
+
+/** Compile a glob once (see {@link matchGlob}). */
+export function compileGlob(glob: string): NamePredicate {
+  const tokens = globTokens(glob);
+  return (subject) => matchGlob(tokens, subject);
+}
+
+/**
+ * Longest subject (in UTF-16 code units) a user-supplied `/regex/` is tested against; a
+ * longer one never matches it. Regular expressions run on V8's backtracking engine, so a
+ * careless one (`/^(a+)+$/`, `/(.*-){4}/`) can take exponential time on hostile input: the
+ * bound caps that cost (it does not remove it: keep regular expressions simple). No
+ * legitimate subject comes near it (an address is at most 256 octets, a domain or host
+ * name 255); only a HELO name could, if the core lets long ones through (its
+ * `limits.maxCommandLineLength` raised). "Never matches" rather than "tested on a
+ * prefix", so that an `accept` rule cannot match by accident.
+ */
+export const MAX_REGEX_SUBJECT = 512;
+
+function regexPredicate(re: RegExp): NamePredicate {
+  return (subject) => subject.length <= MAX_REGEX_SUBJECT && re.test(subject);
 }
 
 function parseRegExp(text: string): RegExp | string | undefined {
@@ -74,16 +156,19 @@ export function compileAddressPattern(text: string): AddressPredicate | string {
   if (t === '<>') return (a) => a === null;
   const re = parseRegExp(t);
   if (typeof re === 'string') return re;
-  if (re) return (a) => a !== null && re.test(full(a));
+  if (re) {
+    const test = regexPredicate(re);
+    return (a) => a !== null && test(full(a));
+  }
   if (t.startsWith('/')) return `${JSON.stringify(t)}: a regular expression must look like /.../flags`;
   const at = t.lastIndexOf('@');
   if (isGlob(t)) {
     if (at >= 0) {
-      const g = globToRegExp(`${asciiLower(t.slice(0, at))}@${canonicalDomain(t.slice(at + 1))}`);
-      return (a) => a !== null && g.test(full(a));
+      const g = compileGlob(`${asciiLower(t.slice(0, at))}@${canonicalDomain(t.slice(at + 1))}`);
+      return (a) => a !== null && g(full(a));
     }
-    const g = globToRegExp(canonicalDomain(t));
-    return (a) => a !== null && a.domain !== '' && g.test(a.domain);
+    const g = compileGlob(canonicalDomain(t));
+    return (a) => a !== null && a.domain !== '' && g(a.domain);
   }
   if (at < 0 || at === 0) {
     // A domain: "example.com", "@example.com", ".example.com", "@.example.com".
@@ -106,13 +191,10 @@ export function compileHostPattern(text: string): NamePredicate | string {
   if (t === '') return 'empty pattern';
   const re = parseRegExp(t);
   if (typeof re === 'string') return re;
-  if (re) return (name) => re.test(name);
+  if (re) return regexPredicate(re);
   if (t.startsWith('/')) return `${JSON.stringify(t)}: a regular expression must look like /.../flags`;
   const h = canonicalHost(t);
-  if (isGlob(h)) {
-    const g = globToRegExp(h);
-    return (name) => g.test(name);
-  }
+  if (isGlob(h)) return compileGlob(h);
   if (h.startsWith('.')) return (name) => name.endsWith(h) && name.length > h.length;
   return (name) => name === h;
 }
@@ -123,12 +205,9 @@ export function compileUserPattern(text: string): NamePredicate | string {
   if (t === '') return 'empty pattern';
   const re = parseRegExp(t);
   if (typeof re === 'string') return re;
-  if (re) return (name) => re.test(name);
+  if (re) return regexPredicate(re);
   const u = asciiLower(t);
-  if (isGlob(u)) {
-    const g = globToRegExp(u);
-    return (name) => g.test(name);
-  }
+  if (isGlob(u)) return compileGlob(u);
   return (name) => name === u;
 }
 

@@ -22,7 +22,7 @@ import { aclOptionsSchema, type AclOptions, type AclStage } from './options.js';
 import { canonicalUser, toMatchAddress, type MatchAddress } from './patterns.js';
 import { forwardConfirmedNames, type RdnsResult } from './rdns.js';
 import { compileRules, firstMatch, type CompiledRule, type RuleSubject } from './rules.js';
-import { UserStore } from './users.js';
+import { UserStore, type UserEntry } from './users.js';
 
 /** Per-session state, private to this plugin instance. */
 interface SessionState {
@@ -31,6 +31,17 @@ interface SessionState {
   slot: string | undefined;
   rdns: Promise<RdnsResult> | undefined;
   authFailures: number;
+  /**
+   * The disconnect tap has run. A connect tap still awaiting the store (an asynchronous,
+   * shared CounterStore) sees it when its acquire completes and gives the slot straight
+   * back: otherwise the release would have come before the acquire, and the slot would
+   * stay taken for good.
+   */
+  disconnected: boolean;
+}
+
+function newState(session: Session): SessionState {
+  return { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0, disconnected: false };
 }
 
 /** How a recipient's domain stands for relaying. */
@@ -134,7 +145,9 @@ class Acl {
   // --- hooks ---------------------------------------------------------------------------
 
   async connect(session: Session): Promise<Verdict | undefined> {
-    const state: SessionState = { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0 };
+    // Gone already (the disconnect tap ran first): take nothing that nobody would give back.
+    if (this.sessions.get(session)?.disconnected) return undefined;
+    const state = newState(session);
     this.sessions.set(session, state);
     const limits = this.options.limits;
     if ((limits.connectionRate || limits.connectionsPerIp) && !(await this.isExempt(state))) {
@@ -153,9 +166,16 @@ class Acl {
             reason: `acl: ${ip} has ${limits.connectionsPerIp} connections open`,
           });
         }
+        if (state.disconnected) {
+          // The client left while the slot was being taken: its disconnect tap found no
+          // slot to release, so release it here.
+          await this.store.release(key);
+          return undefined;
+        }
         state.slot = key;
       }
     }
+    if (state.disconnected) return undefined;
     return this.applyRules('connect', session, state, {});
   }
 
@@ -250,9 +270,10 @@ class Acl {
     const exempt = await this.isExempt(state);
     const ip = state.ip ? formatIp(state.ip) : session.remoteAddress;
     const failKey = `${KEY}authfail:${ip}`;
-    const fail = async (why: string, locked: boolean): Promise<Verdict> => {
+    const window = limits.authFailures.window;
+    const max = limits.authFailures.max;
+    const fail = (why: string, locked: boolean): Verdict => {
       state.authFailures++;
-      if (!exempt && !locked) await this.store.increment(failKey, limits.authFailures.window);
       this.log.info('authentication failed', { session: session.id, client: ip, user: username, why });
       if (state.authFailures >= limits.authFailuresPerSession) {
         return disconnect('Too many failed authentication attempts, closing connection', { enhanced: '4.7.0', reason: `acl: ${why}; too many failures in this session` });
@@ -262,23 +283,50 @@ class Acl {
       }
       return reject('Authentication credentials invalid', { code: 535, enhanced: '5.7.8', reason: `acl: ${why}` });
     };
-    if (!exempt && (await this.store.get(failKey)) >= limits.authFailures.max) {
+    const lockedOut = `${ip} over ${max} failed logins`;
+    if (!exempt) {
       // Locked out: the password is not even checked, so guessing goes on learning nothing.
-      return fail(`${ip} over ${limits.authFailures.max} failed logins`, true);
+      if ((await this.store.get(failKey)) >= max) return fail(lockedOut, true);
+      // Reserve the failure before the (slow, by design) password check, so that parallel
+      // sessions cannot all pass the check above while the hashes run: at most `max`
+      // checks are in flight or failed per window. A failure keeps its reservation; a
+      // success, an attempt refused here, or an internal error gives it back.
+      if ((await this.store.increment(failKey, window)) > max) {
+        await this.store.increment(failKey, window, -1);
+        return fail(`${ip} has ${max} logins failed or being checked`, true);
+      }
     }
-    const user = await this.users!.verify(username, password);
+    let user: UserEntry | undefined;
+    try {
+      user = await this.users!.verify(username, password);
+    } catch (error) {
+      if (!exempt) await this.store.increment(failKey, window, -1);
+      throw error;
+    }
     if (!user) return fail('bad user name or password', false);
     // AUTH PLAIN may ask to act as someone else (authzid); nobody may here.
     if (authzid !== undefined && authzid !== '' && canonicalUser(authzid) !== canonicalUser(user.name)) {
       return fail(`authorization identity ${authzid} differs from ${username}`, false);
     }
+    // A successful login does not count against its own address.
+    if (!exempt) await this.store.increment(failKey, window, -1);
     return accept(undefined, { reason: `acl: user ${user.name}` });
   }
 
   async disconnect(session: Session): Promise<void> {
+    // The state stays (marked) rather than being deleted: a connect tap still running for
+    // this session must see that it is gone. The WeakMap lets it go with the session.
     const state = this.sessions.get(session);
-    this.sessions.delete(session);
-    if (state?.slot) await this.store.release(state.slot);
+    if (!state) {
+      const gone = newState(session);
+      gone.disconnected = true;
+      this.sessions.set(session, gone);
+      return;
+    }
+    state.disconnected = true;
+    const slot = state.slot;
+    state.slot = undefined;
+    if (slot) await this.store.release(slot);
   }
 
   async close(): Promise<void> {
@@ -291,7 +339,7 @@ class Acl {
     let state = this.sessions.get(session);
     if (!state) {
       // The connect tap did not run (an earlier plugin decided): start the state now.
-      state = { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0 };
+      state = newState(session);
       this.sessions.set(session, state);
     }
     return state;

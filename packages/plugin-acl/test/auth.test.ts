@@ -291,6 +291,40 @@ describe('failed logins', () => {
     }
   });
 
+  it('successful logins do not count against their address (the failure reserved before the check is given back)', async () => {
+    const gw = await startAcl({ auth: { usersFile }, limits: { authFailures: { max: 2, window: '1h' }, authFailuresPerSession: 10 } }, { smtp: { authWithoutTls: true } });
+    try {
+      // Many successes, in parallel and in a row, leave the address unlocked.
+      const codes = await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const { client } = await Client.open(gw.port);
+          await client.command('EHLO client.test');
+          const code = (await client.command(`AUTH PLAIN ${b64('\0alice\0alice-secret')}`)).code;
+          client.close();
+          return code;
+        }),
+      );
+      // Parallel successes may briefly hold all the reservations (454), never more than that.
+      expect(codes.filter((c) => c === 235).length).toBeGreaterThanOrEqual(2);
+      expect(codes.every((c) => c === 235 || c === 454)).toBe(true);
+      for (let i = 0; i < 3; i++) {
+        const { client } = await Client.open(gw.port);
+        await client.command('EHLO client.test');
+        expect((await client.command(`AUTH PLAIN ${b64('\0alice\0alice-secret')}`)).code).toBe(235);
+        client.close();
+      }
+      // The failure limit is still whole: two failures, then locked.
+      const { client } = await Client.open(gw.port);
+      await client.command('EHLO client.test');
+      expect((await client.command(`AUTH PLAIN ${b64('\0alice\0nope')}`)).code).toBe(535);
+      expect((await client.command(`AUTH PLAIN ${b64('\0alice\0nope')}`)).code).toBe(535);
+      expect((await client.command(`AUTH PLAIN ${b64('\0alice\0alice-secret')}`)).code).toBe(454);
+      client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('a failed AUTH LOGIN over a real client is refused and counted too', async () => {
     const gw = await startAcl({ auth: { usersFile }, limits: { authFailures: { max: 1, window: '1h' } } }, { smtp: { authWithoutTls: true } });
     try {

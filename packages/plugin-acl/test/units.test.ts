@@ -165,6 +165,20 @@ describe('MemoryCounterStore', () => {
     expect(store.size).toBeLessThanOrEqual(100);
   });
 
+  it('gives back (negative by) within a window, and never opens a window by giving back', async () => {
+    let now = 1_000;
+    const store = new MemoryCounterStore({ now: () => now });
+    expect(await store.increment('k', 100, -1)).toBe(0);
+    expect(store.size).toBe(0);
+    expect(await store.increment('k', 100)).toBe(1);
+    expect(await store.increment('k', 100)).toBe(2);
+    expect(await store.increment('k', 100, -1)).toBe(1);
+    now += 100;
+    expect(await store.increment('k', 100, -1)).toBe(0);
+    expect(await store.get('k')).toBe(0);
+    expect(await store.increment('k', 100)).toBe(1);
+  });
+
   it('hands out concurrency slots', async () => {
     const store = new MemoryCounterStore();
     expect(await store.acquire('c', 2)).toBe(true);

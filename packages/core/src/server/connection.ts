@@ -88,6 +88,25 @@ export class Connection implements EngineIO {
     }
   }
 
+  isWriteBlocked(): boolean {
+    return this.writeBlocked;
+  }
+
+  /** Resolves once the replies drained, or the connection is gone. */
+  writeDrained(): Promise<void> {
+    const socket = this.socket;
+    if (!this.writeBlocked || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+
   close(): void {
     if (this.closing) return;
     this.closing = true;
@@ -134,6 +153,7 @@ export class Connection implements EngineIO {
     const raw = this.socket;
     raw.off('data', this.onData);
     raw.off('timeout', this.onTimeout);
+
     raw.setTimeout(0);
     return new Promise<TlsInfo>((resolve, reject) => {
       const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });

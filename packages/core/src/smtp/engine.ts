@@ -19,6 +19,8 @@ export interface EngineOptions {
   maxRecipients: number;
   /** Longest a whole DATA or BDAT body may take to arrive (slow-drip clients), in ms. */
   dataTimeout: number;
+  /** Longest one command line may take to arrive, in ms (the idle timeout). */
+  commandTimeout: number;
   maxErrors: number;
   maxUnrecognizedCommands: number;
   maxCommandLineLength: number;
@@ -55,6 +57,10 @@ export interface EngineIO {
   /** Stop / restart reading from the peer (back-pressure while a hook or the spool is busy). */
   pause(): void;
   resume(): void;
+  /** True while the peer does not read our replies (the write buffer is full). */
+  isWriteBlocked?(): boolean;
+  /** Resolves when the replies drained or the connection closed. */
+  writeDrained?(): Promise<void>;
   /** Batch the replies of one pipelined group into one write. */
   cork?(): void;
   uncork?(): void;
@@ -129,6 +135,8 @@ export class SmtpSession implements Session {
   private rcptCommands = 0;
   private authUser: string | undefined;
   private shuttingDown = false;
+  /** When the first byte of a still incomplete command line arrived (0: none pending). */
+  private lineStarted = 0;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -150,8 +158,11 @@ export class SmtpSession implements Session {
 
   /** Run the connect hook and send the greeting. */
   start(): Promise<void> {
-    this.starting = this.greet();
-    return this.starting;
+    const greeting = this.greet().finally(() => {
+      if (this.starting === greeting) this.starting = undefined;
+    });
+    this.starting = greeting;
+    return greeting;
   }
 
   private async greet(): Promise<void> {
@@ -228,6 +239,10 @@ export class SmtpSession implements Session {
     // bounded by timeouts): its spool file must not vanish under a queue tap, and reset /
     // disconnect must not run while that tap still uses per-transaction state.
     if (this.finishing) await this.finishing.catch(() => undefined);
+    // Likewise a connect hook or a command still being decided: `disconnect` must come
+    // after them (a plugin that takes a slot at connect releases it at disconnect).
+    if (this.starting) await this.starting.catch(() => undefined);
+    if (this.running && this.pumping) await this.pumping.catch(() => undefined);
     await this.abortBody();
     await this.endTransaction();
     await this.ctx.hooks.disconnect.promise(this);
@@ -250,6 +265,14 @@ export class SmtpSession implements Session {
           await this.handleLine(line);
         } else break;
         if (this.phase === 'closed' || this.phase === 'tls') break;
+        // A client that pipelines without reading: answer nothing more until it reads,
+        // or its replies pile up in memory (reading its input is paused meanwhile).
+        if (this.io.isWriteBlocked?.()) {
+          this.io.uncork?.();
+          await this.io.writeDrained!();
+          this.io.cork?.();
+          if (this.closed) break;
+        }
         if (this.shuttingDown && !this.transaction && this.phase === 'command') {
           this.closeForShutdown();
           break;
@@ -278,6 +301,16 @@ export class SmtpSession implements Session {
     const max = this.ctx.options.maxCommandLineLength;
     const lf = buf.indexOf(10);
     if (lf < 0) {
+      // A line that trickles in byte by byte resets the idle timer with every byte
+      // (slowloris): the whole line must arrive within the idle timeout, like Postfix's
+      // per-record deadline.
+      const now = Date.now();
+      if (this.lineStarted === 0) this.lineStarted = now;
+      else if (now - this.lineStarted > this.ctx.options.commandTimeout) {
+        this.input = undefined;
+        this.timeout();
+        return undefined;
+      }
       if (buf.length > max) {
         // Keep nothing of an over-long line; remember to skip its rest.
         this.input = undefined;
@@ -289,6 +322,7 @@ export class SmtpSession implements Session {
       return undefined;
     }
     this.input = lf + 1 < buf.length ? buf.subarray(lf + 1) : undefined;
+    this.lineStarted = 0;
     if (this.skippingLine) {
       this.skippingLine = false;
       return undefined === this.input ? undefined : this.takeLine();
@@ -315,6 +349,8 @@ export class SmtpSession implements Session {
   }
 
   private async command(line: string): Promise<void> {
+    // A BDAT message left open (NOOP, NOOP, …) must not hold its spool file forever.
+    if (this.bodyMode === 'bdat' && this.bodyTimedOut()) return;
     const { verb, args } = parseCommandLine(line);
     switch (verb) {
       case 'EHLO':
@@ -378,6 +414,12 @@ export class SmtpSession implements Session {
   private async helo(verb: 'HELO' | 'EHLO', args: string): Promise<void> {
     const name = args.trim();
     if (!name || /\s/.test(name)) return this.error({ code: 501, enhanced: '5.5.4', text: `Syntax: ${verb} hostname` });
+    // Real clients send odd names (underscores, bare words, literals) and are accepted;
+    // control characters and bidi overrides are never a name, and would be echoed back,
+    // passed to plugins and logged.
+    if (name.length > 255 || /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(name)) {
+      return this.error({ code: 501, enhanced: '5.5.2', text: `Invalid ${verb} name` });
+    }
     await this.endTransaction();
     const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
     const verdict = await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
@@ -552,6 +594,8 @@ export class SmtpSession implements Session {
       this.openBody();
       this.scanner = new BareLineEndingScanner(this.ctx.options.bareLineEndings);
     }
+    // A refused chunk is still read to its end, but not for longer than a body may take.
+    if (this.bdatRefusal) this.bodyDeadline = Date.now() + this.ctx.options.dataTimeout;
     this.bdatRemaining = size;
     this.bdatLast = last;
     this.phase = 'bdat';
@@ -559,7 +603,7 @@ export class SmtpSession implements Session {
   }
 
   private async pumpBdat(): Promise<boolean> {
-    if (!this.bdatRefusal && this.bodyTimedOut()) return false;
+    if (this.bodyTimedOut()) return false;
     const input = this.input!;
     const take = Math.min(this.bdatRemaining, input.length);
     const chunk = input.subarray(0, take);

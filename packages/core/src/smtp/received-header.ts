@@ -24,17 +24,23 @@ export function protocolKeyword(info: Pick<ReceivedInfo, 'esmtp' | 'tls' | 'auth
 
 export function receivedHeaderValue(info: ReceivedInfo): string {
   const literal = info.remoteAddress.includes(':') ? `IPv6:${info.remoteAddress}` : info.remoteAddress;
-  const helo = sanitize(info.heloName ?? 'unknown');
-  const forClause = info.recipients.length === 1 ? `\r\n\tfor <${sanitize(info.recipients[0]!)}>` : '';
+  const helo = sanitize(info.heloName ?? 'unknown', info.smtputf8);
+  const forClause = info.recipients.length === 1 ? `\r\n\tfor <${sanitize(info.recipients[0]!, info.smtputf8)}>` : '';
   return (
     `from ${helo} ([${literal}])\r\n\tby ${info.hostname} (Mailgate) with ${protocolKeyword(info)} id ${info.id}` +
     `${forClause};\r\n\t${rfc5322Date(info.date)}`
   );
 }
 
-/** HELO names and addresses come from the client: keep only printable, non-structural characters. */
-function sanitize(text: string): string {
-  return text.replace(/[^\x21-\x7e\u0080-\uffff]|[();<>\\]/g, '?').slice(0, 255);
+/**
+ * HELO names and addresses come from the client: keep printable characters that have
+ * no structure in a Received: header. Non-ASCII only in an SMTPUTF8 message (a plain
+ * one must stay ASCII), and never invisible controls or bidi overrides, which could
+ * make a name display as something else.
+ */
+function sanitize(text: string, utf8: boolean): string {
+  const unsafe = utf8 ? /[^\x21-\x7e\u00a0-\u{10ffff}]|[\p{Cf}\p{Co}\p{Cs}();<>\\]/gu : /[^\x21-\x7e]|[();<>\\]/g;
+  return text.replace(unsafe, '?').slice(0, 255);
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

@@ -13,16 +13,27 @@ export interface Reply {
 
 /** Format a reply as wire bytes: `250-first\r\n250 last\r\n`. CR and LF inside text are removed so a plugin's text cannot inject a second reply. */
 export function formatReply(reply: Reply): string {
-  const lines = typeof reply.text === 'string' ? reply.text.split('\n') : reply.text;
+  const text: unknown = reply.text;
+  // Plugins are untyped at run time: a number or an object as text must still give a reply line.
+  const lines = typeof text === 'string' ? text.split('\n') : Array.isArray(text) ? text.map(asText) : [asText(text)];
   const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
   let out = '';
   const last = lines.length - 1;
   for (let i = 0; i <= last; i++) {
-    const text = stripLineBreaks(lines[i] ?? '');
-    out += `${reply.code}${i === last ? prefix : prefix.replace(' ', '-')}${text}\r\n`;
+    const line = stripLineBreaks(asText(lines[i] ?? ''));
+    out += `${reply.code}${i === last ? prefix : prefix.replace(' ', '-')}${line}\r\n`;
   }
   if (last < 0) out = `${reply.code}${prefix}\r\n`;
   return out;
+}
+
+function asText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    return String(value);
+  } catch {
+    return '';
+  }
 }
 
 function stripLineBreaks(text: string): string {

@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
@@ -51,6 +51,11 @@ export class Spool {
     return new SpoolSink(this, () => join(this.options.dir, `${this.prefix}.${++this.seq}.eml`));
   }
 
+  /** The directory vanished (a tmp cleaner): create it again on the next message. */
+  forget(): void {
+    this.ready = undefined;
+  }
+
   /** Remove a message's spool file once its transaction is over. */
   async release(message: Message | undefined): Promise<void> {
     const path = message?.spoolPath;
@@ -67,15 +72,18 @@ export class Spool {
 
 /**
  * The default spool lives in a shared temporary directory under a predictable name:
- * refuse one that another user created (or a symlink to elsewhere), since whoever
- * owns it could read or replace messages in flight.
+ * refuse one that another user created (or a symlink to elsewhere), or that others
+ * may write to (spool.dir: /tmp), since whoever can could read or replace messages in
+ * flight. Its mode is never changed: it may be a directory other programs rely on.
  */
 async function assertPrivateDirectory(dir: string): Promise<void> {
   const info = await lstat(dir);
   const uid = process.getuid?.();
   if (!info.isDirectory()) throw new Error(`spool directory ${dir} is not a directory (a symlink or file is refused)`);
   if (uid !== undefined && info.uid !== uid) throw new Error(`spool directory ${dir} belongs to uid ${info.uid}, not to this process (uid ${uid})`);
-  if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  if ((info.mode & 0o022) !== 0) {
+    throw new Error(`spool directory ${dir} is writable by others (mode ${(info.mode & 0o7777).toString(8)}); use a private directory such as ${join(dir, 'mailgate-spool')}`);
+  }
 }
 
 class SpoolSink implements BodySink {
@@ -84,6 +92,7 @@ class SpoolSink implements BodySink {
   private file: WriteStream | undefined;
   private path: string | undefined;
   private error: Error | undefined;
+  private opening: Promise<void> | undefined;
   private nextCollect = GC_HINT_INTERVAL;
 
   constructor(
@@ -104,22 +113,41 @@ class SpoolSink implements BodySink {
     // Chunks may be slices of the socket's buffer; keep them only until we spill.
     this.chunks.push(chunk);
     if (this.size <= this.spool.options.memoryThreshold) return true;
-    this.path = this.nextPath();
-    this.file = createWriteStream(this.path, { flags: 'wx', mode: 0o600, highWaterMark: 256 * 1024 });
-    this.file.on('error', (err) => {
-      this.error ??= err;
+    // Spill: the caller waits in drained() while the file is opened.
+    this.opening ??= this.openFile().catch((error: unknown) => {
+      this.error ??= error as Error;
     });
-    const pending = this.chunks;
-    this.chunks = [];
-    let ok = true;
-    for (const c of pending) ok = this.file.write(c);
-    return ok;
+    return false;
   }
 
-  drained(): Promise<void> {
+  /** Open the spool file (re-creating a spool directory a tmp cleaner removed) and write what is held so far. */
+  private async openFile(): Promise<void> {
+    const path = this.nextPath();
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'wx', 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      this.spool.forget();
+      await this.spool.init();
+      handle = await open(path, 'wx', 0o600);
+    }
+    this.path = path;
+    const file = createWriteStream(path, { fd: handle, highWaterMark: 256 * 1024 });
+    file.on('error', (error: Error) => {
+      this.error ??= error;
+    });
+    this.file = file;
+    const pending = this.chunks;
+    this.chunks = [];
+    for (const c of pending) file.write(c);
+  }
+
+  async drained(): Promise<void> {
+    if (this.opening) await this.opening;
     const file = this.file;
-    if (!file || !file.writableNeedDrain || this.error) return Promise.resolve();
-    return new Promise((resolve) => {
+    if (!file || !file.writableNeedDrain || this.error) return;
+    await new Promise<void>((resolve) => {
       const done = () => {
         file.off('drain', done);
         file.off('error', done);
@@ -132,6 +160,8 @@ class SpoolSink implements BodySink {
 
   async finish(): Promise<Message> {
     await this.spool.init();
+    if (this.opening) await this.opening;
+    if (this.error) throw this.error;
     if (!this.file) return new Message({ kind: 'memory', chunks: this.chunks }, this.size);
     const file = this.file;
     await new Promise<void>((resolve, reject) => {
@@ -145,6 +175,7 @@ class SpoolSink implements BodySink {
 
   async abort(): Promise<void> {
     this.chunks = [];
+    if (this.opening) await this.opening;
     const file = this.file;
     if (!file) return;
     await new Promise<void>((resolve) => {

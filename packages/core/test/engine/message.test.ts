@@ -218,15 +218,15 @@ describe('spool', () => {
 describe('spool failures', () => {
   const LOCAL = '451 4.3.0 Local error in processing, try again later\r\n';
 
-  it('a spool directory that vanished mid-message: 451 4.3.0 for that message, the session goes on', async () => {
+  it('a spool directory that vanished after DATA is created again: the message is spooled and queued', async () => {
     const gw = makeGateway({ spool: { memoryThreshold: 100 } });
     const store = storePlugin('store', { domains: ['example.test'] });
     await gw.use(store.plugin);
     const s = await ready(gw);
     expect(await s.send(envelope('a@b.test', 'x@example.test'))).toBe(OK_MAIL + OK_RCPT + GO_AHEAD);
     rmSync(gw.spool.options.dir, { recursive: true, force: true });
-    expect(await s.send(`${'x'.repeat(500)}\r\n.\r\nNOOP\r\n`)).toBe(LOCAL + '250 2.0.0 OK\r\n');
-    expect(store.stored).toHaveLength(0);
+    expect(await s.send(`${'x'.repeat(500)}\r\n.\r\nNOOP\r\n`)).toMatch(/^250 2\.0\.0 OK: queued as \S+\r\n250 2\.0\.0 OK\r\n$/);
+    expect(store.stored).toHaveLength(1);
   });
 
   it('a spool directory that cannot be created: 451 (not a 421 internal error), and it is retried once fixed', async () => {
@@ -259,12 +259,26 @@ describe('spool failures', () => {
     expect(readdirSync(join(base, 'elsewhere'))).toEqual([]);
   });
 
-  it('a group- or world-readable spool directory of ours is made private (0700)', async () => {
+  it('a spool directory others may write to (spool.dir: /tmp) is refused, and its mode left alone', async () => {
     const base = tmpDir();
-    mkdirSync(join(base, 'spool'), { mode: 0o755 });
-    chmodSync(join(base, 'spool'), 0o755);
-    const gw = createGateway({ hostname: 'mx.test', spool: { dir: join(base, 'spool') } }, { logger: silentLogger });
-    await gw.spool.init();
-    expect(statSync(join(base, 'spool')).mode & 0o777).toBe(0o700);
+    mkdirSync(join(base, 'shared'));
+    chmodSync(join(base, 'shared'), 0o1777);
+    const gw = createGateway({ hostname: 'mx.test', spool: { dir: join(base, 'shared') } }, { logger: silentLogger });
+    await expect(gw.spool.init()).rejects.toThrow(/writable by others \(mode 1777\)/);
+    expect(statSync(join(base, 'shared')).mode & 0o7777).toBe(0o1777);
+  });
+
+  it('a spool directory removed while running (a tmp cleaner) is created again for the next message', async () => {
+    const gw = makeGateway({ spool: { memoryThreshold: 16 } });
+    const store = storePlugin('store', { domains: ['example.test'] });
+    await gw.use(store.plugin);
+    const s = await ready(gw);
+    const body = 'x'.repeat(100) + '\r\n.\r\n';
+    expect(await s.send(envelope('a@b.test', 'x@example.test') + body)).toMatch(/250 2\.0\.0 OK: queued/);
+    rmSync(gw.spool.options.dir, { recursive: true, force: true });
+    const failed = await s.send(envelope('a@b.test', 'x@example.test') + body);
+    const retried = failed.includes('queued') ? failed : await s.send(envelope('a@b.test', 'x@example.test') + body);
+    expect(retried).toMatch(/250 2\.0\.0 OK: queued/);
+    expect(existsSync(gw.spool.options.dir)).toBe(true);
   });
 });
