@@ -81,6 +81,10 @@ async function buildGateway(config: Gateway['config'], source: ConfigSource, opt
 export async function importPlugin(use: string, dir: string): Promise<PluginDefinition> {
   const builtin = builtinPlugins.get(use);
   if (builtin) return builtin;
+  // data:, file:, http:, node: … are not plugins: a data: URL would even run code before being refused.
+  if (/^[a-z][a-z0-9+.-]*:/i.test(use)) {
+    throw new Error(`"${use}" is not a package name or a path (URLs such as data: or node: cannot be plugins)`);
+  }
   const isPath = use.startsWith('.') || isAbsolute(use);
   let url: string;
   if (isPath) url = pathToFileURL(resolve(dir, use)).href;

@@ -109,14 +109,16 @@ export function parseHeaderBlock(buf: Buffer): HeaderBlock {
       if (cStart >= 0) cEnd = lineEnd; // continuation (or skipped with its garbage field)
     } else {
       flush();
-      const colon = buf.indexOf(COLON, pos);
-      if (colon >= 0 && colon < contentEnd) {
-        let nameEnd = colon;
+      // Search this line only: a colon-less garbage line must not scan the rest of the block (quadratic).
+      const colon = buf.subarray(pos, contentEnd).indexOf(COLON);
+      if (colon >= 0) {
+        const at = pos + colon;
+        let nameEnd = at;
         while (nameEnd > pos && isWsp(buf[nameEnd - 1])) nameEnd--;
         if (validName(buf, pos, nameEnd)) {
           cStart = pos;
           cName = buf.toString('latin1', pos, nameEnd);
-          cValue = colon + 1;
+          cValue = at + 1;
           cEnd = lineEnd;
         }
       }

@@ -1,0 +1,20 @@
+import { ConfigError, gatewayFromYaml, silentLogger } from '@mailgate/core';
+import { describe, expect, it } from 'vitest';
+
+describe('plugin loading from YAML', () => {
+  it('refuses URLs as plugins (a data: URL is never imported, so never run)', async () => {
+    const marker = `mailgateDataUrlRan${Date.now()}`;
+    const code = encodeURIComponent(`globalThis.${marker} = true; export default {};`);
+    const yaml = `plugins:\n  - use: "data:text/javascript,${code}"\n  - use: node:fs\n`;
+    const error = await gatewayFromYaml(yaml, { file: 'gw.yaml', logger: silentLogger }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(/gw\.yaml:2:\d+: plugins\[0\]\.use: "data:text\/javascript,.*" is not a package name or a path/);
+    expect((error as ConfigError).message).toMatch(/gw\.yaml:3:\d+: plugins\[1\]\.use: "node:fs" is not a package name or a path/);
+    expect((globalThis as Record<string, unknown>)[marker]).toBeUndefined();
+  });
+
+  it('names the built-ins when a plugin cannot be found', async () => {
+    const error = await gatewayFromYaml('plugins:\n  - use: no-such-mailgate-plugin\n', { file: 'gw.yaml', logger: silentLogger }).catch((e: unknown) => e);
+    expect((error as ConfigError).message).toMatch(/gw\.yaml:2:\d+: plugins\[0\]\.use: cannot find plugin "no-such-mailgate-plugin": not a built-in \(discard\)/);
+  });
+});
