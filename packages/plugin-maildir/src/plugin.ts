@@ -1,0 +1,220 @@
+import { resolve } from 'node:path';
+import { accept, definePlugin, reject, tempfail, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
+import { MaildirWriter, type DeliveryGroup } from './maildir.js';
+import { Mapper, type Target } from './mapping.js';
+import { maildirOptionsSchema, type QuotaLimit } from './options.js';
+import { fits, QuotaStore } from './quota.js';
+
+/** What this plugin notes on a recipient it claimed: where it will be delivered. */
+export interface MaildirRecipient {
+  /** The Maildirs (distinct) this recipient is delivered into, resolved once at RCPT. */
+  targets: Target[];
+}
+
+/** What this plugin notes on a transaction it delivered: the files it put into new/. */
+export interface MaildirTransaction {
+  files: string[];
+  /** Quota deltas recorded, per mailbox (to undo them with the files). */
+  quota: Array<{ mailbox: string; bytes: number; messages: number; limit: QuotaLimit }>;
+}
+
+declare module '@mailgate/core' {
+  interface RecipientData {
+    /** Set by @mailgate/plugin-maildir on the recipients it claimed. */
+    maildir?: MaildirRecipient;
+  }
+  interface TransactionData {
+    /** Set by @mailgate/plugin-maildir once it delivered the message. */
+    maildir?: MaildirTransaction;
+  }
+}
+
+export const PLUGIN_NAME = '@mailgate/plugin-maildir';
+
+/**
+ * `@mailgate/plugin-maildir`: claims local recipients at RCPT (refusing unknown and
+ * unsafe addresses, and full mailboxes) and delivers each accepted message into
+ * their Maildirs before the 250.
+ */
+export const maildirPlugin = definePlugin({
+  name: PLUGIN_NAME,
+  options: maildirOptionsSchema,
+  core: '0.x',
+  setup({ name, options, tap, gateway, log, configDir, onClose }) {
+    const root = options.root === undefined ? undefined : resolve(configDir, options.root);
+    const mailbox = options.mailbox === undefined ? undefined : resolve(configDir, options.mailbox);
+    const mapper = new Mapper({ options, root, mailbox, isLocalDomain: (d) => gateway.isLocalDomain(d) });
+    for (const d of mapper.listedDomains) gateway.addLocalDomain(d);
+    const writer = new MaildirWriter({
+      fileMode: options.fileMode,
+      dirMode: options.dirMode,
+      fsync: options.fsync,
+      cleanup: options.cleanup,
+      log,
+      umask: currentUmask(),
+      ...(options.hostname === undefined ? {} : { hostname: options.hostname }),
+    });
+    const quotas = new QuotaStore({ fileMode: options.fileMode, uniqueName: () => writer.uniqueName(0) });
+    const deliveredTo = options.deliveredTo === true ? 'final' : options.deliveredTo;
+    const deliveryBudget = options.queueTimeout - Math.min(5_000, options.queueTimeout * 0.2);
+    const claimed = accept();
+    const debug = log.enabled('debug');
+
+    /** Usage of a mailbox's quota, or undefined when it cannot be read (the check is then skipped: fail open, logged). */
+    const usage = async (dir: string, limit: QuotaLimit) => {
+      try {
+        return await quotas.usage(dir, limit);
+      } catch (error) {
+        log.warn('cannot read the quota usage; not enforcing it for this message', { mailbox: dir, error });
+        return undefined;
+      }
+    };
+
+    tap('claim', async (_session, tx, rcpt): Promise<Verdict | undefined> => {
+      const resolution = await mapper.resolve(rcpt.address.local, rcpt.address.domain, rcpt.postmaster);
+      switch (resolution.kind) {
+        case 'skip':
+          return undefined;
+        case 'unknown':
+          return reject(`<${rcpt.text}>: Recipient address rejected: User unknown`, { code: 550, enhanced: '5.1.1', reason: resolution.reason });
+        case 'unsafe':
+          return reject(`<${rcpt.text}>: Recipient address rejected: Bad destination mailbox address`, { code: 550, enhanced: '5.1.3', reason: resolution.reason });
+        case 'error':
+          return tempfail(`<${rcpt.text}>: Recipient address rejected: Temporary lookup failure`, { code: 451, enhanced: '4.3.5', reason: resolution.reason });
+        case 'deliver':
+          break;
+      }
+      // Quota: refuse here, per recipient, whenever we can tell (full now, or too small for the SIZE= announced).
+      const add = { bytes: Math.max(tx.declaredSize ?? 0, 1), messages: 1 };
+      const checked = new Set<string>();
+      for (const t of resolution.targets) {
+        if (!t.quota || checked.has(t.mailbox)) continue;
+        checked.add(t.mailbox);
+        const used = await usage(t.mailbox, t.quota);
+        if (used && !fits(used, t.quota, add)) {
+          return tempfail(`<${rcpt.text}>: Mailbox full, try again later`, {
+            code: 452,
+            enhanced: '4.2.2',
+            reason: `over quota: ${t.mailbox} uses ${used.bytes} bytes / ${used.messages} messages`,
+          });
+        }
+      }
+      rcpt.data.maildir = { targets: resolution.targets };
+      return claimed;
+    });
+
+    tap('queue', async (_session, tx): Promise<Verdict | undefined> => {
+      const started = Date.now();
+      const recipients = tx.claimedBy(name);
+      const message = tx.message;
+      if (recipients.length === 0 || !message) return undefined;
+      const groups = groupTargets(tx, recipients, options.returnPath, deliveredTo);
+      if (groups.length === 0) return undefined;
+
+      // Quota at end of data: only now is the size known for clients that sent no SIZE=.
+      const quotaTargets = new Map<string, { limit: QuotaLimit; bytes: number; messages: number }>();
+      for (const group of groups) {
+        const fileSize = group.header.length + message.size;
+        for (const target of group.targets) {
+          if (!target.quota) continue;
+          const q = quotaTargets.get(target.mailbox) ?? { limit: target.quota, bytes: 0, messages: 0 };
+          q.bytes += fileSize;
+          q.messages += 1;
+          quotaTargets.set(target.mailbox, q);
+        }
+      }
+      for (const [dir, q] of quotaTargets) {
+        const used = await usage(dir, q.limit);
+        if (used && !fits(used, q.limit, q)) {
+          return reject('Mailbox full: requested mail action aborted, exceeded storage allocation', {
+            code: 552,
+            enhanced: '5.2.2',
+            reason: `over quota: ${dir} uses ${used.bytes} bytes / ${used.messages} messages, message needs ${q.bytes} bytes`,
+          });
+        }
+      }
+
+      let files: string[];
+      try {
+        files = await writer.deliver(message, groups, started + deliveryBudget);
+      } catch (error) {
+        log.error('maildir delivery failed', { tx: tx.id, error });
+        return tempfail('Local error in processing, try again later', { code: 451, enhanced: '4.3.0', reason: `maildir delivery failed: ${(error as Error).message}` });
+      }
+      const quota: MaildirTransaction['quota'] = [];
+      for (const [dir, q] of quotaTargets) {
+        await quotas.add(dir, q, q.limit).then(
+          () => quota.push({ mailbox: dir, bytes: q.bytes, messages: q.messages, limit: q.limit }),
+          (error: unknown) => log.warn('cannot update maildirsize', { mailbox: dir, error }),
+        );
+      }
+      tx.data.maildir = { files, quota };
+      if (debug) log.debug('delivered', { tx: tx.id, size: message.size, files });
+      return undefined;
+    }, { timeout: options.queueTimeout });
+
+    // A queue step after ours failed (the client gets 4xx/5xx and will retry): take the
+    // message back out of new/, so that the retry does not deliver it twice.
+    tap('reset', (_session, tx) => {
+      const delivered = tx.data.maildir;
+      if (!delivered) return undefined;
+      tx.data.maildir = undefined;
+      // (synchronous unless there is something to undo: the common case costs no promise)
+      if (!tx.audit.some((a) => a.hook === 'queue' && a.verdict !== 'accept')) return undefined;
+      return (async () => {
+        const removed = await writer.withdraw(delivered.files);
+        for (const q of delivered.quota) {
+          await quotas.add(q.mailbox, { bytes: -q.bytes, messages: -q.messages }, q.limit).catch(() => undefined);
+        }
+        log.warn('a later queue step failed: delivered files withdrawn from new/', { tx: tx.id, files: delivered.files.length, removed });
+      })();
+    });
+
+    onClose(async () => {
+      await writer.close();
+      if (writer.stats.files > 0) log.info('maildir delivery totals', { ...writer.stats });
+    });
+  },
+});
+
+interface Group extends DeliveryGroup {
+  targets: Target[];
+}
+
+/**
+ * One group per distinct file content. Every Maildir is written once per message,
+ * even when several recipients (or aliases) lead to it; recipients whose added
+ * headers are identical share one file (hard links).
+ */
+export function groupTargets(tx: Transaction, recipients: readonly Recipient[], returnPath: boolean, deliveredTo: 'final' | 'original' | false): Group[] {
+  const byHeader = new Map<string, Group>();
+  const seen = new Set<string>();
+  const rp = returnPath ? `Return-Path: <${headerSafe(tx.senderText)}>\r\n` : '';
+  for (const rcpt of recipients) {
+    for (const target of rcpt.data.maildir?.targets ?? []) {
+      if (seen.has(target.dir)) continue;
+      seen.add(target.dir);
+      const dt = deliveredTo === 'final' ? target.address : deliveredTo === 'original' ? rcpt.text : undefined;
+      const header = dt === undefined ? rp : `${rp}Delivered-To: ${headerSafe(dt)}\r\n`;
+      let group = byHeader.get(header);
+      if (!group) byHeader.set(header, (group = { header: Buffer.from(header, 'utf8'), dirs: [], targets: [] }));
+      group.dirs.push(target.dir);
+      group.targets.push(target);
+    }
+  }
+  return [...byHeader.values()];
+}
+
+/** Header values never carry CR or LF (the core's parser already refuses them in addresses). */
+function headerSafe(text: string): string {
+  return text.replace(/[\r\n]/g, '');
+}
+
+/** The process umask, read without changing it where Node allows (process.umask() with no argument). */
+function currentUmask(): number {
+  try {
+    return process.umask();
+  } catch {
+    return 0o022;
+  }
+}
