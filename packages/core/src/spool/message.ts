@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { Header } from '../smtp/headers.js';
 import { parseHeaderBlock } from '../smtp/headers.js';
 import { formatHeader } from '../smtp/headers.js';
+import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
 
 /** Where the spooled body lives: small bodies in memory, larger ones in a spool file. */
 export type MessageBody =
@@ -84,7 +85,17 @@ export class Message {
     return Readable.from(
       (async function* () {
         yield* head;
-        yield* createReadStream(path, { highWaterMark: 64 * 1024 });
+        // Read chunks die as fast as socket chunks do: same collection hint (gc-hint.ts).
+        let read = 0;
+        let nextCollect = GC_HINT_INTERVAL;
+        for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+          read += (chunk as Buffer).length;
+          if (read >= nextCollect) {
+            nextCollect = read + GC_HINT_INTERVAL;
+            collectDeadChunks();
+          }
+          yield chunk as Buffer;
+        }
       })(),
       { objectMode: false },
     );
