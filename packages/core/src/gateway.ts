@@ -8,7 +8,7 @@ import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
 import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
 import { createLogger, type Logger } from './log.js';
-import { isPlugin, tapOptions, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
+import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
 import { ConnectionTable, Listener } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
 import type { EngineContext, EngineIO, EngineOptions, PeerInfo } from './smtp/engine.js';
@@ -138,7 +138,7 @@ export class Gateway implements PluginGatewayView {
       options: validated,
       hooks: this.hooks,
       tap: (hook, fn, opts = {}) => {
-        const tap = tapOptions(name, { ...(timeout === undefined ? {} : { timeout }), ...opts });
+        const tap = { name, ...(timeout === undefined ? {} : { timeout }), ...opts };
         // Sync and async taps alike: the interceptor handles both, and times out only promises.
         (this.hooks[hook] as unknown as { tap(o: object, f: Function): void }).tap(tap, fn);
       },

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { DnsResolver } from './dns/index.js';
 import type { GatewayConfig } from './config/schema.js';
-import type { GatewayHooks, TapExtras } from './hooks.js';
+import type { GatewayHooks } from './hooks.js';
 import type { Logger } from './log.js';
 
 /** What a plugin's `setup` receives: its validated options and the gateway to tap. */
@@ -94,9 +94,4 @@ export function definePlugin<Schema extends z.ZodType>(definition: PluginDefinit
 
 export function isPlugin(value: unknown): value is PluginDefinition {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN] === true;
-}
-
-/** Tap options carrying the plugin's name and timeout. */
-export function tapOptions(name: string, options: { stage?: number; timeout?: number } = {}): { name: string } & TapExtras & { stage?: number } {
-  return { name, ...options };
 }

@@ -1,8 +1,6 @@
 import { execFile } from 'node:child_process';
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { accept, definePlugin, type Gateway, type GatewayConfigInput, type GatewayOptions } from '@mailgate/core';
-import { startTestGateway, type TestGateway } from '@mailgate/core/testing';
+import { SmtpTestClient, startTestGateway, type SmtpReply, type TestGateway } from '@mailgate/core/testing';
 import acl, { type AclOptionsInput } from '../src/index.js';
 
 /** What the claiming test store saw: recipients claimed, and whether the ACL allowed relaying them. */
@@ -64,23 +62,16 @@ export interface Reply {
   text: string;
 }
 
-/** A line-oriented SMTP client for tests that can pick its source address (127.0.0.2 …). */
+/**
+ * The core's SmtpTestClient with this suite's reply shape (`text`: the raw reply) and a
+ * source address (127.0.0.2 …) for the per-IP and relayFrom tests.
+ */
 export class Client {
-  private buffer = '';
-  private waiters: Array<() => void> = [];
-  private ended = false;
-
-  private constructor(private socket: Socket | TLSSocket) {
-    this.bind(socket);
-  }
+  private constructor(private readonly inner: SmtpTestClient) {}
 
   static async connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<Client> {
-    const socket = netConnect({ port, host: options.host ?? '127.0.0.1', ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', () => resolve());
-      socket.once('error', reject);
-    });
-    return new Client(socket);
+    const local = options.localAddress ? { localAddress: options.localAddress } : {};
+    return new Client(await SmtpTestClient.connect(port, options.host ?? '127.0.0.1', local));
   }
 
   /** Connect and read the greeting. */
@@ -89,102 +80,40 @@ export class Client {
     return { client, greeting: await client.read() };
   }
 
-  private bind(socket: Socket): void {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
   get closed(): boolean {
-    return this.ended;
+    return this.inner.closed;
   }
 
   async read(timeoutMs = 5_000): Promise<Reply> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const reply = this.parse();
-      if (reply) return reply;
-      if (this.ended) throw new Error(`connection closed; unparsed: ${JSON.stringify(this.buffer)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms; buffer: ${JSON.stringify(this.buffer)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  private parse(): Reply | undefined {
-    let offset = 0;
-    const lines: string[] = [];
-    for (;;) {
-      const end = this.buffer.indexOf('\r\n', offset);
-      if (end < 0) return undefined;
-      const line = this.buffer.slice(offset, end);
-      offset = end + 2;
-      lines.push(line.slice(4));
-      if (line[3] !== '-') {
-        const text = this.buffer.slice(0, offset);
-        this.buffer = this.buffer.slice(offset);
-        return { code: Number(line.slice(0, 3)), lines, text: text.trimEnd() };
-      }
-    }
+    return toReply(await this.inner.read(timeoutMs));
   }
 
   async command(line: string): Promise<Reply> {
-    this.socket.write(`${line}\r\n`);
-    return this.read();
+    return toReply(await this.inner.command(line));
+  }
+
+  /** Send raw bytes (no line ending added), e.g. a pipelined group. */
+  write(data: string): void {
+    this.inner.write(data);
   }
 
   async startTls(): Promise<void> {
     const reply = await this.command('STARTTLS');
     if (reply.code !== 220) throw new Error(`STARTTLS refused: ${reply.text}`);
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    const secure = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', () => resolve());
-      secure.once('error', reject);
-    });
-    this.socket = secure;
-    this.buffer = '';
-    this.bind(secure);
+    await this.inner.startTls();
   }
 
-  async waitClosed(timeoutMs = 5_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.ended;
+  waitClosed(timeoutMs = 5_000): Promise<boolean> {
+    return this.inner.waitClosed(timeoutMs);
   }
 
   close(): void {
-    this.socket.destroy();
+    this.inner.close();
   }
+}
+
+function toReply(reply: SmtpReply): Reply {
+  return { code: reply.code, lines: reply.lines, text: reply.raw.trimEnd() };
 }
 
 /** EHLO, MAIL FROM, then one RCPT per recipient; returns the RCPT replies. Leaves the transaction open. */

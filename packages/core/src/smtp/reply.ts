@@ -39,8 +39,3 @@ function asText(value: unknown): string {
 function stripLineBreaks(text: string): string {
   return /[\r\n]/.test(text) ? text.replace(/[\r\n]+/g, ' ') : text;
 }
-
-/** A reply code's class: 2 (positive), 3 (intermediate), 4 (transient), 5 (permanent). */
-export function replyClass(code: number): number {
-  return Math.floor(code / 100);
-}

@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { lstat, mkdir, open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
@@ -62,12 +62,6 @@ export class Spool {
     if (path) await unlink(path).catch(() => undefined);
   }
 
-  /** Remove the whole spool directory's leftovers from a previous run (called at start). */
-  async purge(): Promise<void> {
-    await rm(this.options.dir, { recursive: true, force: true });
-    this.ready = undefined;
-    await this.init();
-  }
 }
 
 /**

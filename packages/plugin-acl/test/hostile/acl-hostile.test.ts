@@ -85,7 +85,7 @@ describe('relay probes in hostile spellings (client neither authenticated nor in
     // Pipelined: refused RCPT, then DATA and a body that looks like commands.
     const c = await open(gw.port);
     await c.command('EHLO probe.test');
-    (c as unknown as { socket: { write(s: string): void } }).socket.write(
+    c.write(
       'MAIL FROM:<spammer@x.example>\r\nRCPT TO:<victim@other.example>\r\nDATA\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim2@other.example>\r\nDATA\r\nspam\r\n.\r\n',
     );
     const codes: number[] = [];
