@@ -43,6 +43,11 @@ export class ConnectionTable {
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);
   }
+
+  /** Admitted connections (handshakes included) and distinct client addresses holding them: both 0 when idle. */
+  get counts(): { open: number; clients: number } {
+    return { open: this.open, clients: this.perIp.size };
+  }
 }
 
 let sessionCounter = 0;
@@ -73,7 +78,10 @@ export class Listener {
     // Implicit TLS: a plain server whose sockets are wrapped in TLS here, because
     // tls.createServer() ignores a `secureContext` option (it builds its own from key/cert)
     // and would fail every handshake.
-    const server = createServer({ noDelay: true }, (socket) => this.admit(socket, implicit));
+    // allowHalfOpen: a client that shuts down its sending side after pipelining a whole
+    // transaction (`nc -N`, shutdown(SHUT_WR)) still reads our replies; the Connection
+    // answers what it received and then closes (see Connection.onEnd).
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.admit(socket, implicit));
     server.maxConnections = this.limits.maxConnections + 64;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -120,7 +128,7 @@ export class Listener {
       return;
     }
     if (implicit) this.handshake(socket, ip);
-    else this.accept(socket, ip, false);
+    else this.accept(socket, ip);
   }
 
   /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
@@ -141,23 +149,31 @@ export class Listener {
       raw.destroy();
     };
     const timeout = () => fail(new Error('TLS handshake timed out'));
+    // The sockets are half-open: a peer that stops sending before the handshake is done
+    // can never finish it, and would otherwise hold its slot until the timeout.
+    const ended = () => fail(new Error('peer closed during the TLS handshake'));
     secure.setTimeout(this.limits.idleTimeout, timeout);
     secure.once('error', fail);
+    secure.once('end', ended);
     secure.once('secure', () => {
       secure.off('error', fail);
       secure.off('timeout', timeout);
+      secure.off('end', ended);
       secure.setTimeout(0);
       this.handshaking.delete(secure);
       handedOver = true; // from here on the Connection releases the slot when it closes
-      this.accept(secure, ip, true);
+      this.accept(secure, ip, raw);
     });
   }
 
-  private accept(socket: Socket, ip: string, implicit: boolean): void {
-    const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, (c) => {
+  /** Start the session on `socket`; `raw` is the TCP socket under an implicit-TLS one. */
+  private accept(socket: Socket, ip: string, raw?: Socket): void {
+    const implicit = raw !== undefined;
+    const gone = (c: Connection) => {
       this.table.all.delete(c);
       this.table.release(ip);
-    });
+    };
+    const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, gone, raw);
     this.table.all.add(connection);
     const session = new SmtpSession(this.ctx, connection, {
       id: nextSessionId(),
