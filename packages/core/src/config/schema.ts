@@ -94,6 +94,11 @@ const limitsSchema = z.strictObject({
   maxRecipients: int(1).default(100),
   maxConnections: int(1).default(1000),
   maxConnectionsPerIp: int(1).default(50),
+  /**
+   * maxConnectionsPerIp counts an IPv6 client by its network of this prefix length, not by
+   * its address: one host commonly has a whole /64. 128 counts each address (IPv4 is always per address).
+   */
+  ipv6PrefixLength: int(32, 128).default(64),
   /** After this many error replies in a session: 421 and close. */
   maxErrors: int(1).default(10),
   /** RFC 5321 §4.5.3.1.4: servers must accept command lines of 512 octets. */

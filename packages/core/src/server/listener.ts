@@ -3,6 +3,7 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { EngineContext } from '../smtp/engine.js';
 import { SmtpSession } from '../smtp/engine.js';
+import { clientKey } from './client-key.js';
 import { Connection, tlsInfo } from './connection.js';
 
 export interface ListenerOptions {
@@ -15,36 +16,44 @@ export interface ListenerOptions {
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** IPv6 clients are counted per network of this prefix length (see clientKey). */
+  ipv6PrefixLength: number;
   idleTimeout: number;
 }
 
 /** Per-gateway connection accounting shared by all listeners (limits are per gateway, not per port). */
 export class ConnectionTable {
   readonly all = new Set<Connection>();
+  /** Open connections per client key: an IPv4 address or an IPv6 prefix (clientKey). */
   private readonly perIp = new Map<string, number>();
   /** Admitted connections, including implicit-TLS ones still in their handshake. */
   private open = 0;
 
   constructor(private readonly limits: ConnectionLimits) {}
 
-  /** Returns the refusal text when a limit is reached, else registers the peer. */
-  admit(ip: string): string | undefined {
+  /** The key a client is counted by. */
+  keyOf(ip: string): string {
+    return clientKey(ip, this.limits.ipv6PrefixLength);
+  }
+
+  /** Returns the refusal text when a limit is reached, else registers the peer (by its `keyOf`). */
+  admit(key: string): string | undefined {
     if (this.open >= this.limits.maxConnections) return 'Too many connections, try again later';
-    const n = this.perIp.get(ip) ?? 0;
+    const n = this.perIp.get(key) ?? 0;
     if (n >= this.limits.maxConnectionsPerIp) return 'Too many connections from your address, try again later';
-    this.perIp.set(ip, n + 1);
+    this.perIp.set(key, n + 1);
     this.open++;
     return undefined;
   }
 
-  release(ip: string): void {
+  release(key: string): void {
     this.open--;
-    const n = (this.perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n);
+    const n = (this.perIp.get(key) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(key);
+    else this.perIp.set(key, n);
   }
 
-  /** Admitted connections (handshakes included) and distinct client addresses holding them: both 0 when idle. */
+  /** Admitted connections (handshakes included) and distinct client keys holding them: both 0 when idle. */
   get counts(): { open: number; clients: number } {
     return { open: this.open, clients: this.perIp.size };
   }
@@ -116,7 +125,8 @@ export class Listener {
    */
   private admit(socket: Socket, implicit: boolean): void {
     const ip = normalizeIp(socket.remoteAddress ?? '');
-    const refusal = this.table.admit(ip);
+    const key = this.table.keyOf(ip);
+    const refusal = this.table.admit(key);
     socket.on('error', noop);
     if (refusal) {
       // Without TLS we cannot speak SMTP on an implicit port: just close it there.
@@ -127,12 +137,12 @@ export class Listener {
       }
       return;
     }
-    if (implicit) this.handshake(socket, ip);
-    else this.accept(socket, ip);
+    if (implicit) this.handshake(socket, ip, key);
+    else this.accept(socket, ip, key);
   }
 
   /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
-  private handshake(raw: Socket, ip: string): void {
+  private handshake(raw: Socket, ip: string, key: string): void {
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
     this.handshaking.add(secure);
     secure.once('close', () => this.handshaking.delete(secure));
@@ -140,7 +150,7 @@ export class Listener {
     // handshake ends (error, timeout, or the peer just closing).
     let handedOver = false;
     raw.once('close', () => {
-      if (!handedOver) this.table.release(ip);
+      if (!handedOver) this.table.release(key);
     });
     const fail = (error: Error) => {
       // Failed TLS handshakes on implicit listeners: log, never crash.
@@ -162,16 +172,16 @@ export class Listener {
       secure.setTimeout(0);
       this.handshaking.delete(secure);
       handedOver = true; // from here on the Connection releases the slot when it closes
-      this.accept(secure, ip, raw);
+      this.accept(secure, ip, key, raw);
     });
   }
 
   /** Start the session on `socket`; `raw` is the TCP socket under an implicit-TLS one. */
-  private accept(socket: Socket, ip: string, raw?: Socket): void {
+  private accept(socket: Socket, ip: string, key: string, raw?: Socket): void {
     const implicit = raw !== undefined;
     const gone = (c: Connection) => {
       this.table.all.delete(c);
-      this.table.release(ip);
+      this.table.release(key);
     };
     const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, gone, raw);
     this.table.all.add(connection);

@@ -16,6 +16,7 @@ describe('coreConfigSchema defaults', () => {
       maxRecipients: 100,
       maxConnections: 1000,
       maxConnectionsPerIp: 50,
+      ipv6PrefixLength: 64,
       maxErrors: 10,
       maxCommandLineLength: 512,
       maxUnrecognizedCommands: 5,
