@@ -55,7 +55,11 @@ export interface GatewayHooks {
   readonly data: DecisionHook<[Session, Transaction]>;
   /** After `data` passed: make the message durable. Every tap runs; any error or verdict other than accept fails the message with 451/554. */
   readonly queue: DecisionHook<[Session, Transaction]>;
-  /** RSET, a new MAIL, or the end of a transaction: drop per-transaction state. */
+  /**
+   * The end of every transaction (after the end-of-data reply, RSET, HELO/EHLO, STARTTLS,
+   * QUIT, disconnect, or a refused MAIL): drop per-transaction state. `tx.outcome` says
+   * how it ended and whether the message was queued; undo `queue` work when it was not.
+   */
   readonly reset: EventHook<[Session, Transaction]>;
   /** The client sent QUIT. */
   readonly quit: EventHook<[Session]>;

@@ -16,7 +16,17 @@ export {
 } from './plugin.js';
 export { HookStage, type GatewayHooks, type HookName, type HeloInfo, type Credentials, type TapExtras } from './hooks.js';
 export { accept, reject, tempfail, disconnect, isVerdict, verdictToReply, defaultReply, type Verdict, type VerdictKind, type VerdictOptions, type Stage } from './verdict.js';
-export { Recipient, Transaction, type Session, type SessionData, type TransactionData, type RecipientData, type AuditEntry, type TlsInfo } from './session.js';
+export {
+  Recipient,
+  Transaction,
+  type Session,
+  type SessionData,
+  type TransactionData,
+  type RecipientData,
+  type AuditEntry,
+  type TlsInfo,
+  type TransactionOutcome,
+} from './session.js';
 export { Message, type MessageBody } from './spool/message.js';
 export { Spool, type BodySink, type SpoolOptions } from './spool/spool.js';
 export { SmtpSession, type EngineIO, type EngineOptions, type EngineContext, type PeerInfo } from './smtp/engine.js';

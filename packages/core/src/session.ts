@@ -1,4 +1,5 @@
 import type { Address, Params } from './smtp/address.js';
+import type { Reply } from './smtp/reply.js';
 import type { Message } from './spool/message.js';
 import type { Verdict } from './verdict.js';
 import type { Logger } from './log.js';
@@ -63,6 +64,29 @@ export class Recipient {
   }
 }
 
+/**
+ * How a transaction ended (`Transaction.outcome`, set before `reset`):
+ *
+ * - `message`: its body was received (DATA, BDAT LAST, or the BDAT chunk that
+ *   went over the size limit) and the client got `reply`;
+ * - `refused`: a `mail` tap refused the sender;
+ * - `rset`, `helo` (a new HELO/EHLO), `starttls`: the client started over;
+ * - `quit`, `disconnect`: the session ended in the middle of the transaction
+ *   (a timeout, a shutdown or an error limit are `disconnect` too).
+ */
+export interface TransactionOutcome {
+  readonly end: 'message' | 'refused' | 'rset' | 'helo' | 'starttls' | 'quit' | 'disconnect';
+  /** For `message`: the final reply the client got for it (250, or the 4xx/5xx refusal). */
+  readonly reply?: Reply;
+  /**
+   * True only when every `queue` tap succeeded and the client got 250: the message
+   * is now the gateway's responsibility. False means the client was told (or will
+   * assume) it was not taken, and will retry it or give up; work done for it in
+   * `queue` should be undone.
+   */
+  readonly queued: boolean;
+}
+
 /** One MAIL FROM … end of data. */
 export class Transaction {
   readonly recipients: Recipient[] = [];
@@ -74,6 +98,11 @@ export class Transaction {
   readonly smtputf8: boolean;
   /** Size announced with SIZE= (RFC 1870), if any. */
   readonly declaredSize: number | undefined;
+  /**
+   * How the transaction ended, set by the core just before the `reset` hook runs
+   * (undefined before that). A `reset` tap reads it to undo or keep its work.
+   */
+  outcome: TransactionOutcome | undefined;
 
   constructor(
     readonly id: string,

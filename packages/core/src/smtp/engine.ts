@@ -1,6 +1,6 @@
 import type { GatewayHooks, HeloInfo } from '../hooks.js';
 import type { Logger } from '../log.js';
-import { Recipient, Transaction, type Session, type SessionData, type TlsInfo } from '../session.js';
+import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, type TransactionOutcome } from '../session.js';
 import type { BodySink, Spool } from '../spool/spool.js';
 import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.js';
 import { parseMailFrom, parseRcptTo, type Params } from './address.js';
@@ -128,6 +128,8 @@ export class SmtpSession implements Session {
   private bodyMode: 'none' | 'data' | 'bdat' = 'none';
   /** Set while the bytes of a refused BDAT chunk are read and thrown away (RFC 3030 §2). */
   private bdatRefusal: Reply | undefined;
+  /** The client sent QUIT: a transaction still open then ends as 'quit', not 'disconnect'. */
+  private quitting = false;
   private txStart = 0;
   /** The end of a received body being decided (endBody), awaited by ended(). */
   private finishing: Promise<void> | undefined;
@@ -244,7 +246,7 @@ export class SmtpSession implements Session {
     if (this.starting) await this.starting.catch(() => undefined);
     if (this.running && this.pumping) await this.pumping.catch(() => undefined);
     await this.abortBody();
-    await this.endTransaction();
+    await this.endTransaction(this.quitting ? 'quit' : 'disconnect');
     await this.ctx.hooks.disconnect.promise(this);
   }
 
@@ -366,11 +368,12 @@ export class SmtpSession implements Session {
         return this.bdatCommand(args);
       case 'RSET':
         if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: RSET' });
-        await this.endTransaction();
+        await this.endTransaction('rset');
         return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
       case 'NOOP':
         return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
       case 'QUIT':
+        this.quitting = true;
         await this.ctx.hooks.quit.promise(this);
         this.reply({ code: 221, enhanced: '2.0.0', text: `${this.ctx.options.hostname} closing connection` });
         return this.close();
@@ -420,7 +423,7 @@ export class SmtpSession implements Session {
     if (name.length > 255 || /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(name)) {
       return this.error({ code: 501, enhanced: '5.5.2', text: `Invalid ${verb} name` });
     }
-    await this.endTransaction();
+    await this.endTransaction('helo');
     const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
     const verdict = await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
     if (verdict && verdict.kind !== 'accept') return this.refuse(verdict, 'helo');
@@ -473,6 +476,7 @@ export class SmtpSession implements Session {
     if (this.transaction !== tx) return;
     if (verdict && verdict.kind !== 'accept') {
       this.transaction = undefined;
+      tx.outcome = Object.freeze({ end: 'refused', queued: false });
       await this.ctx.hooks.reset.promise(this, tx);
       return this.refuse(verdict, 'mail');
     }
@@ -724,7 +728,7 @@ export class SmtpSession implements Session {
     this.reply(reply);
     this.ctx.transactionDone(this, tx, reply, performance.now() - this.txStart);
     if (reply.code < 300) this.messageCount++;
-    await this.endTransaction();
+    await this.endTransaction('message', reply);
     if (disconnect) this.close();
     else if (this.errorCount >= this.ctx.options.maxErrors) this.tooManyErrors();
   }
@@ -761,12 +765,17 @@ export class SmtpSession implements Session {
     return { code: 250, enhanced: '2.0.0', text: `OK: queued as ${tx.id}` };
   }
 
-  /** Drop the current transaction, its spool file and per-transaction plugin state. */
-  private async endTransaction(): Promise<void> {
+  /**
+   * Drop the current transaction, its spool file and per-transaction plugin state.
+   * `reply` is the final reply to its body, for `end: 'message'`.
+   */
+  private async endTransaction(end: TransactionOutcome['end'], reply?: Reply): Promise<void> {
     const tx = this.transaction;
     this.bodyMode = 'none';
     if (!tx) return;
     this.transaction = undefined;
+    // 250 is sent only after every queue tap succeeded (acceptBody): only then is it queued.
+    tx.outcome = Object.freeze(reply ? { end, reply: Object.freeze({ ...reply }), queued: reply.code < 300 } : { end, queued: false });
     await this.abortBody();
     await this.ctx.hooks.reset.promise(this, tx);
     await this.ctx.spool.release(tx.message);
@@ -793,7 +802,7 @@ export class SmtpSession implements Session {
       this.esmtp = false;
       this.user = undefined;
       this.phase = 'command';
-      await this.endTransaction();
+      await this.endTransaction('starttls');
     } catch (error) {
       this.log.debug('TLS handshake failed', { session: this.id, error });
       this.close();
