@@ -153,14 +153,15 @@ export const maildirPlugin = definePlugin({
       return undefined;
     }, { timeout: options.queueTimeout });
 
-    // A queue step after ours failed (the client gets 4xx/5xx and will retry): take the
-    // message back out of new/, so that the retry does not deliver it twice.
+    // The message was not queued after all (a queue step after ours failed, so the client
+    // gets 4xx/5xx and will retry): take it back out of new/, so that the retry does not
+    // deliver it twice.
     tap('reset', (_session, tx) => {
       const delivered = tx.data.maildir;
       if (!delivered) return undefined;
       tx.data.maildir = undefined;
       // (synchronous unless there is something to undo: the common case costs no promise)
-      if (!tx.audit.some((a) => a.hook === 'queue' && a.verdict !== 'accept')) return undefined;
+      if (tx.outcome?.queued) return undefined;
       return (async () => {
         const removed = await writer.withdraw(delivered.files);
         for (const q of delivered.quota) {
