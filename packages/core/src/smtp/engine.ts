@@ -83,6 +83,7 @@ const MAX_BACKLOG = 64 * 1024;
 /** The 354 text clients expect. */
 const DATA_GO_AHEAD: Reply = { code: 354, text: 'End data with <CR><LF>.<CR><LF>' };
 const LOCAL_ERROR: Reply = { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
+const TOO_BIG: Reply = { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
 const HTTP_VERBS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'CONNECT', 'OPTIONS']);
 
 /**
@@ -128,6 +129,12 @@ export class SmtpSession implements Session {
   private bodyMode: 'none' | 'data' | 'bdat' = 'none';
   /** Set while the bytes of a refused BDAT chunk are read and thrown away (RFC 3030 §2). */
   private bdatRefusal: Reply | undefined;
+  /**
+   * A BDAT transaction went over the size limit and was ended with 552: the chunks
+   * the client pipelined after it are still read (never as commands) and answered
+   * 552, until a LAST chunk, MAIL, RSET, HELO/EHLO or STARTTLS.
+   */
+  private bdatDiscard = false;
   /** The client sent QUIT: a transaction still open then ends as 'quit', not 'disconnect'. */
   private quitting = false;
   private txStart = 0;
@@ -351,8 +358,9 @@ export class SmtpSession implements Session {
   }
 
   private async command(line: string): Promise<void> {
-    // A BDAT message left open (NOOP, NOOP, …) must not hold its spool file forever.
-    if (this.bodyMode === 'bdat' && this.bodyTimedOut()) return;
+    // A BDAT message left open (NOOP, NOOP, …) must not hold its spool file forever;
+    // nor may the chunks of one that went over the size limit go on forever.
+    if ((this.bodyMode === 'bdat' || this.bdatDiscard) && this.bodyTimedOut()) return;
     const { verb, args } = parseCommandLine(line);
     switch (verb) {
       case 'EHLO':
@@ -368,6 +376,7 @@ export class SmtpSession implements Session {
         return this.bdatCommand(args);
       case 'RSET':
         if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: RSET' });
+        this.bdatDiscard = false;
         await this.endTransaction('rset');
         return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
       case 'NOOP':
@@ -423,6 +432,7 @@ export class SmtpSession implements Session {
     if (name.length > 255 || /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u.test(name)) {
       return this.error({ code: 501, enhanced: '5.5.2', text: `Invalid ${verb} name` });
     }
+    this.bdatDiscard = false;
     await this.endTransaction('helo');
     const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
     const verdict = await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
@@ -461,6 +471,7 @@ export class SmtpSession implements Session {
   // --- MAIL / RCPT -------------------------------------------------------------------------
 
   private async mail(args: string): Promise<void> {
+    this.bdatDiscard = false;
     if (!this.heloName) return this.error({ code: 503, enhanced: '5.5.1', text: 'Send HELO/EHLO first' });
     if (this.transaction) return this.error({ code: 503, enhanced: '5.5.1', text: 'Nested MAIL command' });
     if (this.ctx.options.requireTls && !this.tls) return this.error({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' });
@@ -588,6 +599,7 @@ export class SmtpSession implements Session {
     const last = match[2] !== undefined;
     const tx = this.transaction;
     if (!this.ctx.options.chunking) this.bdatRefusal = { code: 502, enhanced: '5.5.1', text: 'BDAT not supported' };
+    else if (this.bdatDiscard) this.bdatRefusal = TOO_BIG;
     else if (!tx) this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'Need MAIL command' };
     else if (this.bodyMode === 'data') this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'BDAT not allowed after DATA' };
     else if (this.rcptCommands === 0) this.bdatRefusal = { code: 503, enhanced: '5.5.1', text: 'Need RCPT command' };
@@ -598,8 +610,15 @@ export class SmtpSession implements Session {
       this.openBody();
       this.scanner = new BareLineEndingScanner(this.ctx.options.bareLineEndings);
     }
-    // A refused chunk is still read to its end, but not for longer than a body may take.
-    if (this.bdatRefusal) this.bodyDeadline = Date.now() + this.ctx.options.dataTimeout;
+    if (!this.bdatRefusal && !this.bodyTooBig && this.bodySize + size > this.ctx.options.maxMessageSize) {
+      // This chunk takes the message over the limit: nothing more is stored, the chunk is
+      // read to its end and answered 552 (Postfix does the same), not the next 250.
+      this.bodyTooBig = true;
+      await this.abortBody();
+    }
+    // A refused chunk is still read to its end, but not for longer than a body may take
+    // (the chunks after an over-limit one: than the rest of that message's time).
+    if (this.bdatRefusal && !this.bdatDiscard) this.bodyDeadline = Date.now() + this.ctx.options.dataTimeout;
     this.bdatRemaining = size;
     this.bdatLast = last;
     this.phase = 'bdat';
@@ -613,7 +632,7 @@ export class SmtpSession implements Session {
     const chunk = input.subarray(0, take);
     this.input = take < input.length ? input.subarray(take) : undefined;
     this.bdatRemaining -= take;
-    if (!this.bdatRefusal) {
+    if (!this.bdatRefusal && !this.bodyTooBig) {
       for (const part of this.scanner!.scan(chunk)) await this.writeBody(part);
     }
     if (this.bdatRemaining > 0) return false;
@@ -626,7 +645,19 @@ export class SmtpSession implements Session {
     const refusal = this.bdatRefusal;
     if (refusal) {
       this.bdatRefusal = undefined;
+      if (this.bdatDiscard) {
+        // Part of the transaction already refused with 552: the same answer, not another error.
+        if (this.bdatLast) this.bdatDiscard = false;
+        return this.reply(refusal);
+      }
       return this.error(refusal);
+    }
+    if (this.bodyTooBig) {
+      // 552 now ends the transaction; chunks the client pipelined after this one are discarded.
+      this.scanner = undefined;
+      await this.finishBody(null);
+      if (!this.bdatLast && !this.closed) this.bdatDiscard = true;
+      return;
     }
     if (!this.bdatLast) {
       return this.reply({ code: 250, enhanced: '2.0.0', text: `${this.bodySize} octets received` });
@@ -711,7 +742,7 @@ export class SmtpSession implements Session {
     let reply: Reply;
     let disconnect = false;
     if (this.bodyTooBig) {
-      reply = { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+      reply = TOO_BIG;
     } else if (violation) {
       await this.abortBody();
       reply = {
@@ -802,6 +833,7 @@ export class SmtpSession implements Session {
       this.esmtp = false;
       this.user = undefined;
       this.phase = 'command';
+      this.bdatDiscard = false;
       await this.endTransaction('starttls');
     } catch (error) {
       this.log.debug('TLS handshake failed', { session: this.id, error });

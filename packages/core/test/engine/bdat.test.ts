@@ -125,14 +125,14 @@ describe('BDAT and SIZE', () => {
   it.each([
     ['no SIZE', ''],
     ['a small declared SIZE', ' SIZE=10'],
-  ])('chunks adding up to more than maxMessageSize are refused at LAST with %s', async (_w, param) => {
+  ])('chunks adding up to more than maxMessageSize are refused on the chunk that goes over, with %s', async (_w, param) => {
     const { gw, stored } = await storeGateway({ limits: { maxMessageSize: 1000 } });
     const s = await ready(gw);
     await s.send(`MAIL FROM:<a@b.test>${param}\r\nRCPT TO:<x@example.test>\r\n`);
     expect(await s.send(`BDAT 600\r\n${'a'.repeat(600)}`)).toBe(octets(600));
+    // The 401 bytes go over: 552 for that chunk; the pipelined LAST is discarded with the same answer.
     const out = await s.send(`BDAT 401\r\n${'b'.repeat(401)}BDAT 0 LAST\r\nNOOP\r\n`);
-    expect(out.endsWith(TOO_BIG + '250 2.0.0 OK\r\n')).toBe(true);
-    expect(out.startsWith('250 ') || out.startsWith('552 ')).toBe(true);
+    expect(out).toBe(TOO_BIG + TOO_BIG + '250 2.0.0 OK\r\n');
     expect(stored).toHaveLength(0);
     expect(s.session.transaction).toBeUndefined();
   });
