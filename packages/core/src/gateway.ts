@@ -94,6 +94,7 @@ export class Gateway implements PluginGatewayView {
       pipelining: smtp.pipelining,
       chunking: smtp.chunking,
       smtputf8: smtp.smtputf8,
+      dsn: smtp.dsn,
       vrfy: smtp.vrfy,
     };
   }

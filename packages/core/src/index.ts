@@ -31,7 +31,20 @@ export { Message, type MessageBody } from './spool/message.js';
 export { Spool, type BodySink, type SpoolOptions } from './spool/spool.js';
 export { SmtpSession, type EngineIO, type EngineOptions, type EngineContext, type PeerInfo } from './smtp/engine.js';
 export { formatReply, type Reply } from './smtp/reply.js';
-export { parseMailFrom, parseRcptTo, formatAddress, decodeXtext, type Address, type Params, type SmtpSyntaxError } from './smtp/address.js';
+export { parseMailFrom, parseRcptTo, formatAddress, decodeXtext, encodeXtext, type Address, type Params, type SmtpSyntaxError } from './smtp/address.js';
+export {
+  parseRet,
+  parseEnvid,
+  parseNotify,
+  parseOrcpt,
+  decodeUtf8AddrXtext,
+  encodeUtf8AddrXtext,
+  formatOrcpt,
+  type DsnNotify,
+  type TransactionDsn,
+  type RecipientDsn,
+  type OriginalRecipient,
+} from './smtp/dsn.js';
 export { parseHeaderBlock, formatHeader, findHeaderEnd, type Header } from './smtp/headers.js';
 export { DataDecoder, BareLineEndingScanner, type BareLineEndingPolicy } from './smtp/data-decoder.js';
 export { rfc5322Date } from './smtp/received-header.js';

@@ -1,4 +1,5 @@
 import type { Address, Params } from './smtp/address.js';
+import { recipientDsn, transactionDsn, type RecipientDsn, type TransactionDsn } from './smtp/dsn.js';
 import type { Reply } from './smtp/reply.js';
 import type { Message } from './spool/message.js';
 import type { Verdict } from './verdict.js';
@@ -50,13 +51,21 @@ export class Recipient {
   /** Name of the plugin that will deliver this recipient (see DESIGN: "Who delivers which recipient"). */
   claimedBy: string | undefined;
   readonly data: RecipientData = {};
+  /**
+   * RCPT's DSN parameters (RFC 3461): NOTIFY and ORCPT, decoded. Undefined when the
+   * client sent neither. A plugin that relays the message passes them on; one that
+   * reports on delivery itself honours `notify` (absent means the usual: failures).
+   */
+  readonly dsn: RecipientDsn | undefined;
 
   constructor(
     readonly address: Address,
     readonly params: Params,
     /** True for RCPT TO:<postmaster> and postmaster@any (RFC 5321 §4.5.1). */
     readonly postmaster: boolean,
-  ) {}
+  ) {
+    this.dsn = params.size > 0 ? recipientDsn(params) : undefined;
+  }
 
   /** The mailbox as text, `local@domain`. */
   get text(): string {
@@ -98,6 +107,8 @@ export class Transaction {
   readonly smtputf8: boolean;
   /** Size announced with SIZE= (RFC 1870), if any. */
   readonly declaredSize: number | undefined;
+  /** MAIL's DSN parameters (RFC 3461): RET and ENVID, decoded. Undefined when the client sent neither. */
+  readonly dsn: TransactionDsn | undefined;
   /**
    * How the transaction ended, set by the core just before the `reset` hook runs
    * (undefined before that). A `reset` tap reads it to undo or keep its work.
@@ -115,6 +126,7 @@ export class Transaction {
     this.smtputf8 = params.has('SMTPUTF8');
     const size = params.get('SIZE');
     this.declaredSize = typeof size === 'string' ? Number(size) : undefined;
+    this.dsn = params.size > 0 ? transactionDsn(params) : undefined;
   }
 
   /** The reverse-path as text, '' for the null sender. */

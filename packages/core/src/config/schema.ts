@@ -124,6 +124,8 @@ const smtpSchema = z.strictObject({
   pipelining: bool().default(true),
   chunking: bool().default(true),
   smtputf8: bool().default(true),
+  /** DSN (RFC 3461): advertised, RET/ENVID/NOTIFY/ORCPT accepted and kept on the transaction for plugins. */
+  dsn: bool().default(true),
   /** VRFY is answered 252 (cannot verify), never with real mailbox data. */
   vrfy: bool().default(true),
 });

@@ -408,6 +408,9 @@ function parsePath(s: string, start: number, rcpt: boolean): PathOk | PathErr {
 // ---------------------------------------------------------------------------
 // ESMTP parameters
 
+/** Parameters that may not be repeated at all (the DSN ones, RFC 3461 §4). */
+const ONCE_ONLY = new Set(['RET', 'ENVID', 'NOTIFY', 'ORCPT']);
+
 interface ParamsOk {
   ok: true;
   params: Params;
@@ -465,6 +468,8 @@ function parseParams(s: string, i: number): ParamsOk | SmtpSyntaxError {
     // adds "SMTPUTF8 BODY=8BITMIME" after a caller's own mail_options=['SMTPUTF8'].
     // Only a repeat with a different value is ambiguous.
     const previous = params.get(key);
+    // RFC 3461 §4: each DSN parameter at most once, even with the same value.
+    if (previous !== undefined && ONCE_ONLY.has(key)) return { code: 501, enhanced: '5.5.4', text: `Duplicate parameter ${key}` };
     if (previous !== undefined && previous !== value) return { code: 501, enhanced: '5.5.4', text: `Conflicting values for parameter ${key}` };
     params.set(key, value);
   }
@@ -608,7 +613,8 @@ export function formatAddress(local: string, domain: string): string {
   return domain === '' ? l : `${l}@${domain}`;
 }
 
-function hexVal(c: number): number {
+/** Value of one hex digit (either case), or -1. */
+export function hexVal(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
   if (c >= 0x61 && c <= 0x66) return c - 0x57;

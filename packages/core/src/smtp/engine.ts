@@ -4,6 +4,7 @@ import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, t
 import type { BodySink, Spool } from '../spool/spool.js';
 import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.js';
 import { parseMailFrom, parseRcptTo, type Params } from './address.js';
+import { parseEnvid, parseNotify, parseOrcpt, parseRet } from './dsn.js';
 import { parseCommandLine } from './command-line.js';
 import { BareLineEndingScanner, DataDecoder, type BareLineEndingPolicy } from './data-decoder.js';
 import { collectDeadChunks, GC_HINT_INTERVAL } from '../spool/gc-hint.js';
@@ -30,6 +31,8 @@ export interface EngineOptions {
   pipelining: boolean;
   chunking: boolean;
   smtputf8: boolean;
+  /** Advertise DSN and take RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT (RFC 3461); off: they get 555. */
+  dsn: boolean;
   vrfy: boolean;
 }
 
@@ -449,6 +452,7 @@ export class SmtpSession implements Session {
     const ext: string[] = [];
     if (o.pipelining) ext.push('PIPELINING');
     ext.push(`SIZE ${o.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES');
+    if (o.dsn) ext.push('DSN');
     if (o.smtputf8) ext.push('SMTPUTF8');
     if (o.chunking) ext.push('CHUNKING');
     if (this.ctx.tlsAvailable && !this.tls) ext.push('STARTTLS');
@@ -514,9 +518,33 @@ export class SmtpSession implements Session {
         case 'AUTH':
           // RFC 4954 §5: accepted and ignored unless we trust the submitter; we never relay it on.
           break;
+        case 'RET':
+        case 'ENVID': {
+          if (!o.dsn) return { code: 555, enhanced: '5.5.4', text: `Unsupported MAIL parameter ${key}` };
+          const parsed = key === 'RET' ? parseRet(value) : parseEnvid(value);
+          if (typeof parsed !== 'string') return parsed;
+          break;
+        }
         default:
           return { code: 555, enhanced: '5.5.4', text: `Unsupported MAIL parameter ${key}` };
       }
+    }
+    return undefined;
+  }
+
+  /** RCPT takes NOTIFY and ORCPT (RFC 3461) when DSN is on; anything else is 555. */
+  private checkRcptParams(params: Params): Reply | undefined {
+    const unsupported = [...params.keys()].filter((key) => !this.ctx.options.dsn || (key !== 'NOTIFY' && key !== 'ORCPT'));
+    if (unsupported.length > 0) return { code: 555, enhanced: '5.5.4', text: `Unsupported RCPT parameter ${unsupported.join(' ')}` };
+    const notify = params.get('NOTIFY');
+    if (notify !== undefined) {
+      const parsed = parseNotify(notify);
+      if (!Array.isArray(parsed)) return parsed as Reply;
+    }
+    const orcpt = params.get('ORCPT');
+    if (orcpt !== undefined) {
+      const parsed = parseOrcpt(orcpt);
+      if (!('address' in parsed)) return parsed;
     }
     return undefined;
   }
@@ -528,7 +556,8 @@ export class SmtpSession implements Session {
     const parsed = parseRcptTo(args, { smtputf8: tx.smtputf8 });
     if ('error' in parsed) return this.error(parsed.error);
     if (parsed.params.size > 0) {
-      return this.error({ code: 555, enhanced: '5.5.4', text: `Unsupported RCPT parameter ${[...parsed.params.keys()].join(' ')}` });
+      const paramError = this.checkRcptParams(parsed.params);
+      if (paramError) return this.error(paramError);
     }
     if (tx.recipients.length >= this.ctx.options.maxRecipients) {
       return this.error({ code: 452, enhanced: '4.5.3', text: 'Too many recipients' });

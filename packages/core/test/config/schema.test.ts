@@ -31,6 +31,7 @@ describe('coreConfigSchema defaults', () => {
       pipelining: true,
       chunking: true,
       smtputf8: true,
+      dsn: true,
       vrfy: true,
     });
     expect(config.spool).toEqual({ dir: join(tmpdir(), 'mailgate-spool'), memoryThreshold: 128 * 1024 });

@@ -63,7 +63,7 @@ describe('greeting and EHLO/HELO', () => {
   });
 
   it('EHLO follows the smtp options and limits', async () => {
-    const gw = makeGateway({ smtp: { pipelining: false, chunking: false, smtputf8: false }, limits: { maxMessageSize: '1MB' } });
+    const gw = makeGateway({ smtp: { pipelining: false, chunking: false, smtputf8: false, dsn: false }, limits: { maxMessageSize: '1MB' } });
     const s = await testSession(gw);
     expect(await s.send('EHLO c.test\r\n')).toBe(
       lines('250-mx.test Hello c.test [127.0.0.1]', '250-SIZE 1048576', '250-8BITMIME', '250 ENHANCEDSTATUSCODES'),
@@ -180,7 +180,8 @@ describe('MAIL and RCPT syntax', () => {
     ['RCPT TO:<user@[999.1.1.1]>', '501 5.1.3 Bad recipient address syntax'],
     ['RCPT TO:<a\0b@example.test>', '501 5.1.3 Bad recipient address syntax'],
     ['RCPT FROM:<a@example.test>', '501 5.5.4 Syntax: RCPT TO:<address>'],
-    ['RCPT TO:<a@example.test> NOTIFY=NEVER', '555 5.5.4 Unsupported RCPT parameter NOTIFY'],
+    ['RCPT TO:<a@example.test> FOO=1', '555 5.5.4 Unsupported RCPT parameter FOO'],
+    ['RCPT TO:<a@example.test> RET=HDRS', '555 5.5.4 Unsupported RCPT parameter RET'],
     ['RCPT TO:<ü@example.test>', '553 5.6.7 Non-ASCII address requires SMTPUTF8'],
   ])('%s → %s', async (command, reply) => {
     const { gw } = await storeGateway();

@@ -98,7 +98,10 @@ const text = fc.oneof(
 );
 const localPart = fc.constantFrom('x', 'ok', 'rej', 'tmp', 'dis', 'thr', 'nul', 'hng', 'postmaster', 'ü', '"q u"', 'a\0b', '');
 const domain = fc.constantFrom('example.test', 'EXAMPLE.TEST', 'far.test', '[192.0.2.1]', '[IPv6:::1]', 'bad..dom', '');
-const mailParam = fc.constantFrom('', '', ' SIZE=10', ' SIZE=99999999999', ' SIZE=x', ' BODY=8BITMIME', ' BODY=BINARYMIME', ' SMTPUTF8', ' AUTH=<>', ' FOO=1', ' SIZE=1 SIZE=2');
+const mailParam = fc.constantFrom(
+  '', '', ' SIZE=10', ' SIZE=99999999999', ' SIZE=x', ' BODY=8BITMIME', ' BODY=BINARYMIME', ' SMTPUTF8', ' AUTH=<>', ' FOO=1', ' SIZE=1 SIZE=2',
+  ' RET=HDRS', ' RET=FULL ENVID=a+2Bb', ' RET=X', ' ENVID=+0D+0A', ' RET=HDRS RET=HDRS',
+);
 
 /** BDAT chunk contents from a small alphabet, so line-ending edge cases (a CR at a chunk end…) are frequent. */
 const chunkBytes = fc
@@ -123,7 +126,7 @@ const piece: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   { weight: 8, arbitrary: transaction },
   { weight: 4, arbitrary: fc.constantFrom('EHLO c.test\r\n', 'HELO c.test\r\n', 'RSET\r\n', 'NOOP\r\n', 'DATA\r\n', 'HELP\r\n', 'VRFY x\r\n', 'EXPN x\r\n', 'STARTTLS\r\n', 'EHLO\r\n') },
   { weight: 6, arbitrary: fc.tuple(fc.constantFrom('a@b.test', '', 'ü@b.test', '"q u"@b.test', 'bad'), mailParam).map(([a, p]) => `MAIL FROM:<${a}>${p}\r\n`) },
-  { weight: 8, arbitrary: fc.tuple(localPart, domain, fc.constantFrom('', '', ' NOTIFY=NEVER')).map(([l, d, p]) => `RCPT TO:<${l}@${d}>${p}\r\n`) },
+  { weight: 8, arbitrary: fc.tuple(localPart, domain, fc.constantFrom('', '', ' NOTIFY=NEVER', ' NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+40b.test', ' NOTIFY=NEVER,SUCCESS', ' ORCPT=utf-8;\\x{E9}@b.test', ' ORCPT=x')).map(([l, d, p]) => `RCPT TO:<${l}@${d}>${p}\r\n`) },
   {
     weight: 6,
     arbitrary: fc

@@ -3,10 +3,10 @@
 Usage: python3 smtplib_client.py '<json request>'
 
 The request says how to connect (plain, STARTTLS, SMTP_SSL), whether to log in
-(and with which mechanism), and what to send (raw bytes with sendmail, or an
-EmailMessage with send_message). One JSON object is printed on stdout with what
-happened; the exit status is 0 on success, 3 for an SMTP error reply, 4 when
-every recipient was refused, 5 for anything else.
+(and with which mechanism), and what to send (raw bytes with sendmail, with its
+mail_options and rcpt_options, or an EmailMessage with send_message). One JSON
+object is printed on stdout with what happened; the exit status is 0 on success,
+3 for an SMTP error reply, 4 when every recipient was refused, 5 for anything else.
 """
 import base64
 import json
@@ -60,7 +60,7 @@ def main() -> int:
             out["login"] = [code, text.decode()]
         if "raw_b64" in req:
             raw = base64.b64decode(req["raw_b64"])
-            out["refused"] = refused(smtp.sendmail(req["from"], req["to"], raw, mail_options=req.get("mail_options", [])))
+            out["refused"] = refused(smtp.sendmail(req["from"], req["to"], raw, mail_options=req.get("mail_options", []), rcpt_options=req.get("rcpt_options", [])))
         elif "email" in req:
             e = req["email"]
             msg = EmailMessage(policy=policy.SMTPUTF8 if e.get("utf8") else policy.SMTP)
