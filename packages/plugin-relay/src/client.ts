@@ -1,6 +1,6 @@
 /**
  * The SMTP client side: nodemailer's SMTPConnection (EHLO/HELO, PIPELINING, SIZE,
- * 8BITMIME, SMTPUTF8, STARTTLS, AUTH PLAIN/LOGIN, dot-stuffing) wrapped into one
+ * 8BITMIME, SMTPUTF8, DSN, STARTTLS, AUTH PLAIN/LOGIN, dot-stuffing) wrapped into one
  * promise call per transaction, with reuse of idle connections per destination.
  */
 import type { Readable } from 'node:stream';
@@ -20,6 +20,10 @@ export interface Envelope {
   to: string[];
   size: number;
   use8BitMime: boolean;
+  /** MAIL's RET and ENVID (sent only if the server advertises DSN). */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+  /** Per recipient address: its RCPT parameters, e.g. `NOTIFY=SUCCESS ORCPT=rfc822;a@b` (sent only with DSN). */
+  rcptParams?: ReadonlyMap<string, string>;
 }
 
 export interface RecipientFailure {
@@ -32,6 +36,8 @@ export interface SendResult {
   accepted: string[];
   rejected: RecipientFailure[];
   response: string;
+  /** The server advertised DSN and was given our DSN parameters: it reports on delivery from now on. */
+  dsn: boolean;
 }
 
 /** A failure of the whole transaction (or of the connection). */
@@ -58,6 +64,30 @@ interface NodemailerError extends Error {
   response?: string;
   recipient?: string;
   rejectedErrors?: NodemailerError[];
+}
+
+/**
+ * nodemailer's envelope takes one NOTIFY and one ORCPT for all recipients of a
+ * transaction; DSN needs them per recipient. SMTPConnection builds each RCPT's
+ * parameters in `_getDsnRcptToArgs()` right after queueing that recipient in
+ * `_recipientQueue` (pipelined or not), so this per-connection override can look the
+ * recipient up. Internal API: checked here, and covered by the relay's DSN tests.
+ */
+interface RcptArgsInternals {
+  _recipientQueue?: unknown;
+  _supportedExtensions?: unknown;
+  _getDsnRcptToArgs?: () => string;
+}
+
+function setRcptParams(conn: SMTPConnection, params: ReadonlyMap<string, string> | undefined): boolean {
+  const c = conn as unknown as RcptArgsInternals;
+  if (typeof c._getDsnRcptToArgs !== 'function' || !Array.isArray(c._recipientQueue) || !Array.isArray(c._supportedExtensions)) return false;
+  c._getDsnRcptToArgs = function (this: RcptArgsInternals): string {
+    const queue = this._recipientQueue as string[];
+    const args = params?.get(queue[queue.length - 1] ?? '');
+    return args && (this._supportedExtensions as string[]).includes('DSN') ? ` ${args}` : '';
+  };
+  return true;
 }
 
 interface Idle {
@@ -192,8 +222,17 @@ export class ConnectionPool {
       const onEnd = () => fail(new Error('connection closed during the transaction'));
       conn.once('error', onError);
       conn.once('end', onEnd);
+      // Without a way to give each recipient its NOTIFY/ORCPT, the server is not told any:
+      // then it does not take over the reporting (dsn: false), and we report ourselves.
+      const perRecipient = setRcptParams(conn, envelope.rcptParams);
       conn.send(
-        { from: envelope.from || false, to: envelope.to, size: envelope.size, use8BitMime: envelope.use8BitMime },
+        {
+          from: envelope.from || false,
+          to: envelope.to,
+          size: envelope.size,
+          use8BitMime: envelope.use8BitMime,
+          ...(envelope.dsn && (envelope.dsn.ret || envelope.dsn.envid) ? { dsn: { ...envelope.dsn } } : {}),
+        },
         body,
         (err, info) => {
           if (err || !info) return fail((err as NodemailerError | null) ?? new Error('send failed'));
@@ -202,8 +241,9 @@ export class ConnectionPool {
           conn.off('error', onError);
           conn.off('end', onEnd);
           const rejected = ((info.rejectedErrors ?? []) as NodemailerError[]).map(failure);
+          const dsn = perRecipient && (info.ehlo ?? []).some((line: string) => /^DSN\b/i.test(line));
           this.release(hop.key, conn);
-          resolve({ accepted: info.accepted, rejected, response: oneLine(info.response) });
+          resolve({ accepted: info.accepted, rejected, response: oneLine(info.response), dsn });
         },
       );
     });

@@ -1,11 +1,12 @@
 /**
  * Delivery status notifications (RFC 3464): a multipart/report with a human-readable
  * part, the machine-readable message/delivery-status part and the original message's
- * headers (text/rfc822-headers, RFC 6522), sent from the null reverse-path.
+ * headers (text/rfc822-headers, RFC 6522), or the whole message (message/rfc822) for
+ * a failure the sender asked RET=FULL for; sent from the null reverse-path.
  */
 import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { rfc5322Date } from '@mailgate/core';
+import { encodeUtf8AddrXtext, rfc5322Date, type OriginalRecipient } from '@mailgate/core';
 
 export interface FailedRecipient {
   address: string;
@@ -13,7 +14,12 @@ export interface FailedRecipient {
   diagnostic: string;
   remoteMta?: string;
   willRetryUntil?: Date;
+  /** From the recipient's ORCPT: reported as Original-Recipient. */
+  orcpt?: OriginalRecipient;
 }
+
+/** RET=FULL returns the whole message only up to this size; a larger one gets its headers. */
+export const FULL_RETURN_LIMIT = 1024 * 1024;
 
 export interface DsnInput {
   hostname: string;
@@ -25,13 +31,36 @@ export interface DsnInput {
   originalSender: string;
   arrival: Date;
   recipients: FailedRecipient[];
-  reason: 'failed' | 'expired' | 'delayed';
+  /** `relayed`: delivered to a next hop that does not do DSN, for NOTIFY=SUCCESS (RFC 3461 §5.2.2). */
+  reason: 'failed' | 'expired' | 'delayed' | 'relayed';
   doubleBounce: boolean;
   /** Path of the original message, for its header section. */
   emlPath: string;
+  /** The sender's ENVID: reported as Original-Envelope-Id. */
+  envid?: string;
+  /** The sender's RET: FULL returns the whole message with a failure. */
+  ret?: 'FULL' | 'HDRS';
 }
 
 const HEADER_LIMIT = 64 * 1024;
+
+/** The whole stored message when it is at most `limit` bytes, else undefined. */
+export async function readWholeMessage(path: string, limit: number): Promise<string | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > limit) return undefined;
+    const text = (await handle.readFile()).toString('latin1');
+    return text.endsWith('\r\n') ? text.slice(0, -2) : text;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The Original-Recipient value (RFC 3464 §2.3.1; RFC 6533 §3 for `utf-8`, kept ASCII). */
+export function originalRecipientField(orcpt: OriginalRecipient): string {
+  return `${orcpt.type}; ${orcpt.type === 'utf-8' ? encodeUtf8AddrXtext(orcpt.address) : orcpt.address}`;
+}
 
 /** The header section of a stored message (up to the first empty line, at most 64 KiB). */
 export async function readHeaderSection(path: string): Promise<string> {
@@ -50,13 +79,19 @@ export async function readHeaderSection(path: string): Promise<string> {
 
 export async function buildDsn(input: DsnInput): Promise<Buffer> {
   const boundary = `${input.bounceId}/${input.hostname}/${randomBytes(6).toString('hex')}`;
-  const headers = await readHeaderSection(input.emlPath).catch(() => '');
+  const delayed = input.reason === 'delayed';
+  const relayed = input.reason === 'relayed';
+  // RFC 3461 §4.3: RET applies to failures; other reports return the headers only.
+  const failure = !delayed && !relayed;
+  const whole = failure && input.ret === 'FULL' ? await readWholeMessage(input.emlPath, FULL_RETURN_LIMIT).catch(() => undefined) : undefined;
+  const headers = whole === undefined ? await readHeaderSection(input.emlPath).catch(() => '') : '';
   const now = rfc5322Date(new Date());
   const lines: string[] = [];
   const push = (...l: string[]) => lines.push(...l);
-  const delayed = input.reason === 'delayed';
   const subject = delayed
     ? 'Delayed Mail (still being retried)'
+    : relayed
+    ? 'Successful Mail Delivery Report'
     : input.doubleBounce
     ? 'Postmaster Copy: Undelivered Mail'
     : input.reason === 'expired'
@@ -82,6 +117,8 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
     '',
     delayed
       ? 'Your message could not be delivered yet to the recipients below. Delivery will be retried; you do not need to resend it.'
+      : relayed
+      ? 'Your message was relayed to the recipients below. The next mail system does not report on delivery, so this is the last notice you will get from here about them.'
       : input.doubleBounce
       ? `A delivery status notification (from <${input.originalSender}>) could not be delivered.`
       : input.reason === 'expired'
@@ -94,6 +131,7 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
     'Content-Description: Delivery report',
     'Content-Type: message/delivery-status',
     '',
+    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${input.envid}`] : []),
     `Reporting-MTA: dns; ${input.hostname}`,
     `X-Mailgate-Queue-ID: ${input.queueId}`,
     `Arrival-Date: ${rfc5322Date(input.arrival)}`,
@@ -101,8 +139,9 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
   for (const r of input.recipients) {
     push(
       '',
+      ...(r.orcpt ? [`Original-Recipient: ${originalRecipientField(r.orcpt)}`] : []),
       `Final-Recipient: rfc822; ${r.address}`,
-      `Action: ${delayed ? 'delayed' : 'failed'}`,
+      `Action: ${delayed ? 'delayed' : relayed ? 'relayed' : 'failed'}`,
       `Status: ${r.status}`,
       ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
       `Diagnostic-Code: ${/^\d{3}\b/.test(r.diagnostic) ? 'smtp' : 'x-mailgate'}; ${r.diagnostic}`,
@@ -110,7 +149,8 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
       ...(r.willRetryUntil ? [`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`] : []),
     );
   }
-  push('', `--${boundary}`, 'Content-Description: Undelivered Message Headers', 'Content-Type: text/rfc822-headers', '', headers, '', `--${boundary}--`, '');
+  if (whole !== undefined) push('', `--${boundary}`, 'Content-Description: Undelivered Message', 'Content-Type: message/rfc822', '', whole, '', `--${boundary}--`, '');
+  else push('', `--${boundary}`, `Content-Description: ${failure ? 'Undelivered' : relayed ? 'Relayed' : 'Delayed'} Message Headers`, 'Content-Type: text/rfc822-headers', '', headers, '', `--${boundary}--`, '');
   return Buffer.from(lines.join('\r\n'), 'latin1');
 }
 

@@ -32,8 +32,9 @@ export interface DeferredEvent {
 
 export interface BouncedEvent {
   id: string;
-  recipients: Array<{ address: string; error: string }>;
-  /** Id of the queued DSN (or double bounce) carrying the failure, or undefined when it is held. */
+  /** `suppressed`: the recipient's NOTIFY (RFC 3461) asked for no failure DSN, so none was sent for it. */
+  recipients: Array<{ address: string; error: string; suppressed?: true }>;
+  /** Id of the queued DSN (or double bounce) carrying the failure, or undefined when it is held (or all were suppressed). */
   bounceId: string | undefined;
   /** Why: a 5xx answer / unroutable destination, or the message expired. */
   reason: 'failed' | 'expired';

@@ -83,7 +83,15 @@ const relayPlugin = definePlugin({
         smtputf8: tx.smtputf8,
         kind: 'message',
         receivedTx: tx.id,
-        recipients: recipients.map((r) => ({ address: r.text, domain: r.address.domain.toLowerCase(), status: 'pending', attempts: 0 })),
+        recipients: recipients.map((r) => ({
+          address: r.text,
+          domain: r.address.domain.toLowerCase(),
+          status: 'pending',
+          attempts: 0,
+          ...(r.dsn?.notify ? { notify: [...r.dsn.notify] } : {}),
+          ...(r.dsn?.orcpt ? { orcpt: { type: r.dsn.orcpt.type, address: r.dsn.orcpt.address } } : {}),
+        })),
+        ...(tx.dsn ? { dsn: { ...tx.dsn } } : {}),
       };
       const hops = (await message.headers()).filter((h) => h.name.toLowerCase() === 'received').length;
       if (hops > opts.maxHops) {

@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DnsResolver, Logger } from '@mailgate/core';
+import { formatOrcpt, type DnsResolver, type Logger } from '@mailgate/core';
 import { ConnectionPool, TransactionError, oneLine, type SendResult } from './client.js';
 import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
 import { TimeHeap } from './heap.js';
@@ -27,7 +27,8 @@ export interface RelayDeps {
 
 /** Outcome for one recipient of one attempt. */
 type Outcome =
-  | { kind: 'delivered'; host: string; response: string }
+  /** `dsn`: the next hop took the DSN parameters, so it reports on delivery from now on. */
+  | { kind: 'delivered'; host: string; mta: string; response: string; dsn: boolean }
   | { kind: 'permanent'; error: string; status: string; host?: string }
   | { kind: 'temporary'; error: string; host?: string };
 
@@ -85,9 +86,10 @@ export class Relay {
       const batch = await Promise.all(ids.slice(i, i + 64).map((id) => this.store.read(id).catch(() => undefined)));
       for (const entry of batch) {
         if (!entry) continue;
-        // After a crash: finished messages not yet removed, failures not yet bounced.
-        if (entry.recipients.some((r) => r.status === 'pending' || (r.status === 'failed' && !r.notified))) this.schedule(entry.id, entry.nextAttempt);
-        else if (entry.recipients.every((r) => r.status === 'delivered' || r.status === 'failed')) await this.store.remove(entry.id);
+        // After a crash: finished messages not yet removed, failures not yet bounced, "relayed" DSNs not yet queued.
+        if (entry.recipients.some((r) => r.status === 'pending' || (r.status === 'failed' && !r.notified) || (r.status === 'delivered' && r.notified === false))) {
+          this.schedule(entry.id, entry.nextAttempt);
+        } else if (entry.recipients.every((r) => r.status === 'delivered' || r.status === 'failed')) await this.store.remove(entry.id);
         else held++;
       }
     }
@@ -250,6 +252,12 @@ export class Relay {
             r.status = 'delivered';
             r.remoteMta = o.host;
             r.lastError = undefined;
+            if (!o.dsn && wantsRelayedDsn(entry, r)) {
+              // RFC 3461 §5.2.2: the next hop will not report success, so we say it was relayed.
+              r.notified = false;
+              r.remoteMta = o.mta;
+              r.response = o.response;
+            }
             ok.push(r.address);
             host = o.host;
             response = o.response;
@@ -279,28 +287,42 @@ export class Relay {
     );
     await writes;
 
-    // Bounce what failed and was not reported yet.
+    // Bounce what failed and was not reported yet, unless its NOTIFY asked for no failure DSN.
     const failed = entry.recipients.filter((r) => r.status === 'failed' && !r.notified);
+    const silent = new Set(failed.filter((r) => !wantsFailureDsn(entry, r)));
+    for (const r of silent) r.notified = true;
+    const toBounce = failed.filter((r) => !silent.has(r));
+    if (silent.size) this.log.info('relay: no failure DSN (NOTIFY)', { id, recipients: [...silent].map((r) => r.address).join(',') });
     let bounceId: string | undefined;
-    if (failed.length) {
-      bounceId = await this.bounce(entry, failed, expired ? 'expired' : 'failed');
-      for (const r of failed) {
+    if (toBounce.length) {
+      bounceId = await this.bounce(entry, toBounce, expired ? 'expired' : 'failed');
+      for (const r of toBounce) {
         if (bounceId) r.notified = true;
         else r.status = 'held';
+      }
+    }
+
+    // "Relayed" DSNs for NOTIFY=SUCCESS recipients the next hop will not report on.
+    const relayed = entry.recipients.filter((r) => r.status === 'delivered' && r.notified === false);
+    if (relayed.length) {
+      await this.notify(entry, relayed, 'relayed', entry.sender, 'bounce');
+      for (const r of relayed) {
+        r.notified = true;
+        r.response = undefined;
       }
     }
 
     // Optional delayed-delivery warning, once per message, only to a real sender.
     const warnAfter = this.options.delayWarning;
     if (warnAfter !== undefined && !entry.warned && entry.kind === 'message' && entry.sender !== '' && now - entry.created >= warnAfter) {
-      const still = entry.recipients.filter((r) => r.status === 'pending');
-      if (still.length) {
-        await this.notify(entry, still, 'delayed', entry.sender, 'bounce');
-        entry.warned = true;
-      }
+      const pending = entry.recipients.filter((r) => r.status === 'pending');
+      // Recipients whose NOTIFY leaves DELAY out get no warning (RFC 3461 §4.1).
+      const still = pending.filter((r) => !r.notify || r.notify.includes('DELAY'));
+      if (still.length) await this.notify(entry, still, 'delayed', entry.sender, 'bounce');
+      if (pending.length) entry.warned = true;
     }
 
-    const finished = entry.recipients.every((r) => r.status === 'delivered' || (r.status === 'failed' && r.notified));
+    const finished = entry.recipients.every(isSettled);
     if (finished) {
       await this.store.remove(id);
       this.index.delete(id);
@@ -321,7 +343,7 @@ export class Relay {
     if (failed.length) {
       await this.emit('bounced', {
         id,
-        recipients: failed.map((r) => ({ address: r.address, error: r.lastError ?? '' })),
+        recipients: failed.map((r) => ({ address: r.address, error: r.lastError ?? '', ...(silent.has(r) ? { suppressed: true as const } : {}) })),
         bounceId,
         reason: expired ? 'expired' : 'failed',
       });
@@ -368,7 +390,14 @@ export class Relay {
       try {
         result = await this.pool.send(
           hop,
-          { from: entry.sender, to: recipients.map((x) => x.address), size: entry.size, use8BitMime: entry.bodyType !== '7BIT' },
+          {
+            from: entry.sender,
+            to: recipients.map((x) => x.address),
+            size: entry.size,
+            use8BitMime: entry.bodyType !== '7BIT',
+            ...(entry.dsn ? { dsn: entry.dsn } : {}),
+            rcptParams: rcptParams(recipients),
+          },
           () => createReadStream(this.store.emlPath(entry.id)),
         );
       } catch (error) {
@@ -396,7 +425,7 @@ export class Relay {
       const rejected = new Map(result.rejected.map((f) => [f.address, f] as const));
       for (const rc of recipients) {
         const f = rejected.get(rc.address);
-        if (!f) out.set(rc, { kind: 'delivered', host: where, response: result.response });
+        if (!f) out.set(rc, { kind: 'delivered', host: where, mta: hop.name, response: result.response, dsn: result.dsn });
         else if (f.code >= 500) out.set(rc, { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name });
         else out.set(rc, { kind: 'temporary', error: f.response, host: hop.name });
       }
@@ -431,16 +460,20 @@ export class Relay {
   }
 
   /** Build and queue a DSN about `recipients` of `entry`, addressed to `to`. */
-  private async notify(entry: QueueEntry, list: QueueRecipient[], reason: 'failed' | 'expired' | 'delayed', to: string, kind: QueueEntry['kind']): Promise<string> {
+  private async notify(entry: QueueEntry, list: QueueRecipient[], reason: 'failed' | 'expired' | 'delayed' | 'relayed', to: string, kind: QueueEntry['kind']): Promise<string> {
     const bounceId = newQueueId();
     const retryUntil = new Date(entry.created + this.options.retry.maxAge);
+    const relayed = reason === 'relayed';
     const recipients: FailedRecipient[] = list.map((r) => ({
       address: r.address,
-      status: r.statusCode ?? (reason === 'delayed' ? '4.0.0' : '5.0.0'),
-      diagnostic: r.lastError ?? (reason === 'delayed' ? 'delivery delayed' : 'delivery failed'),
+      status: relayed ? '2.0.0' : (r.statusCode ?? (reason === 'delayed' ? '4.0.0' : '5.0.0')),
+      diagnostic: relayed ? (r.response ?? '250 relayed') : (r.lastError ?? (reason === 'delayed' ? 'delivery delayed' : 'delivery failed')),
       ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
       ...(reason === 'delayed' ? { willRetryUntil: retryUntil } : {}),
+      ...(r.orcpt && kind === 'bounce' ? { orcpt: r.orcpt } : {}),
     }));
+    // ENVID and RET are the sender's: used in what goes back to the sender, not in a postmaster copy.
+    const toSender = kind === 'bounce';
     const body = await buildDsn({
       hostname: this.hostname,
       queueId: entry.id,
@@ -452,6 +485,8 @@ export class Relay {
       reason,
       doubleBounce: kind === 'double-bounce',
       emlPath: this.store.emlPath(entry.id),
+      ...(toSender && entry.dsn?.envid !== undefined ? { envid: entry.dsn.envid } : {}),
+      ...(toSender && entry.dsn?.ret ? { ret: entry.dsn.ret } : {}),
     });
     const domain = (to.split('@').pop() ?? '').toLowerCase();
     const now = Date.now();
@@ -471,7 +506,7 @@ export class Relay {
       },
       body,
     );
-    const what = reason === 'delayed' ? 'delay warning' : kind === 'bounce' ? 'bounce' : 'double bounce to postmaster';
+    const what = reason === 'delayed' ? 'delay warning' : relayed ? '"relayed" DSN' : kind === 'bounce' ? 'bounce' : 'double bounce to postmaster';
     this.log.info(`relay: ${what} queued`, { id: entry.id, bounce: bounceId, to });
     this.schedule(bounceId, now);
     return bounceId;
@@ -530,4 +565,31 @@ export class Relay {
       await rm(path, { force: true });
     }
   }
+}
+
+/** Nothing more to do for this recipient: delivered and reported as asked, or failed and reported. */
+function isSettled(r: QueueRecipient): boolean {
+  return (r.status === 'delivered' && r.notified !== false) || (r.status === 'failed' && r.notified === true);
+}
+
+/** A failure DSN to the sender is due unless NOTIFY was given without FAILURE (NEVER included). */
+function wantsFailureDsn(entry: QueueEntry, r: QueueRecipient): boolean {
+  // A failed bounce goes to the postmaster (double bounce) whatever the recipient asked.
+  if (entry.sender === '' || entry.kind !== 'message') return true;
+  return !r.notify || r.notify.includes('FAILURE');
+}
+
+/** NOTIFY=SUCCESS from a real sender: a hop that does not take it over gets us a "relayed" DSN. */
+function wantsRelayedDsn(entry: QueueEntry, r: QueueRecipient): boolean {
+  return entry.kind === 'message' && entry.sender !== '' && r.notify?.includes('SUCCESS') === true;
+}
+
+/** A recipient's RCPT parameters for a next hop that does DSN: `NOTIFY=… ORCPT=…`, or undefined. */
+function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefined {
+  let map: Map<string, string> | undefined;
+  for (const r of recipients) {
+    const params = [...(r.notify ? [`NOTIFY=${r.notify.join(',')}`] : []), ...(r.orcpt ? [`ORCPT=${formatOrcpt(r.orcpt)}`] : [])];
+    if (params.length) (map ??= new Map()).set(r.address, params.join(' '));
+  }
+  return map;
 }

@@ -8,6 +8,10 @@
  * is fsync'd: the .eml first, then the .json. A message exists once its .json does;
  * an .eml without .json is the remains of a crash before the commit and is removed
  * by the startup scan. State changes rewrite the .json the same way (atomic rename).
+ *
+ * The .json format only ever gains optional fields: an entry written by an older
+ * version (without `dsn`, `notify`, `orcpt`) reads as one that asked for nothing
+ * special, and an older version reading a newer entry ignores what it does not know.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,6 +19,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import type { DsnNotify, OriginalRecipient } from '@mailgate/core';
 
 export type RecipientStatus = 'pending' | 'delivered' | 'failed' | 'held';
 
@@ -30,8 +35,18 @@ export interface QueueRecipient {
   statusCode?: string;
   /** Host that gave the last answer. */
   remoteMta?: string;
-  /** Set once a bounce (or double bounce) was queued for this failed recipient. */
+  /**
+   * For a failed recipient: set once its bounce (or double bounce) was queued, or it
+   * was decided none is due (NOTIFY without FAILURE). For a delivered one: false while
+   * a "relayed" DSN (NOTIFY=SUCCESS, next hop without DSN) is still to be queued.
+   */
   notified?: boolean;
+  /** RCPT's NOTIFY (RFC 3461); absent: failures (and delays, with `delayWarning`) are reported. */
+  notify?: DsnNotify[];
+  /** RCPT's ORCPT, decoded: passed to the next hop and reported as Original-Recipient. */
+  orcpt?: OriginalRecipient;
+  /** The reply that accepted this recipient, kept for a "relayed" DSN. */
+  response?: string;
 }
 
 export interface QueueEntry {
@@ -54,6 +69,8 @@ export interface QueueEntry {
   recipients: QueueRecipient[];
   /** A delayed-delivery warning was sent. */
   warned?: boolean;
+  /** MAIL's RET and ENVID (RFC 3461), passed to the next hop and used in our DSNs. */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
 }
 
 export function newQueueId(): string {

@@ -9,6 +9,7 @@ class Recorder:
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "mail_options": envelope.mail_options,
+            "rcpt_options": envelope.rcpt_options,
             "data": base64.b64encode(envelope.original_content).decode(),
         }), flush=True)
         return "250 2.0.0 Recorded"

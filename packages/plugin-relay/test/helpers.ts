@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { createLogger, definePlugin, accept, reject, tempfail, DnsResolver, type Verdict } from '@mailgate/core';
+import { createLogger, definePlugin, accept, reject, tempfail, DnsResolver, type RecipientDsn, type TransactionDsn, type Verdict } from '@mailgate/core';
 import { startTestGateway, startTestDnsServer, SmtpTestClient, type TestGateway, type TestZone } from '@mailgate/core/testing';
 import relay, { relayHooks, type RelayOptionsInput, type DeliveredEvent, type DeferredEvent, type BouncedEvent } from '../src/index.js';
 
@@ -24,6 +24,10 @@ export interface Received {
   data: string;
   bodyType: string;
   tls: boolean;
+  /** MAIL's DSN parameters as this receiver decoded them. */
+  dsn: TransactionDsn | undefined;
+  /** Each recipient's DSN parameters, in `to` order. */
+  rcptDsn: Array<RecipientDsn | undefined>;
 }
 
 export interface Receiver {
@@ -68,7 +72,17 @@ export async function startReceiver(
         stats.maxParallel = Math.max(stats.maxParallel, ++parallel);
         if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
         parallel--;
-        messages.push({ user: session.user, session: session.id, bodyType: tx.bodyType, from: tx.senderText, to: tx.recipients.map((r) => r.text), data, tls: session.tls !== undefined });
+        messages.push({
+          user: session.user,
+          session: session.id,
+          bodyType: tx.bodyType,
+          from: tx.senderText,
+          to: tx.recipients.map((r) => r.text),
+          data,
+          tls: session.tls !== undefined,
+          dsn: tx.dsn,
+          rcptDsn: tx.recipients.map((r) => r.dsn),
+        });
         return accept();
       });
     },
@@ -128,7 +142,13 @@ export async function startRelayer(relayOptions: RelayOptionsInput, dnsAddress: 
   return { gw, events, close: () => gw.close() };
 }
 
-export async function sendMail(port: number, from: string, to: string[], body: string): Promise<string[]> {
+/** Extra ESMTP parameters for `sendMail`: after MAIL FROM, and per recipient after RCPT TO. */
+export interface SendParams {
+  mail?: string;
+  rcpt?: Record<string, string>;
+}
+
+export async function sendMail(port: number, from: string, to: string[], body: string, params: SendParams = {}): Promise<string[]> {
   const c = await SmtpTestClient.connect(port);
   const replies: string[] = [];
   const expect = async (line: string | undefined, code: number) => {
@@ -139,8 +159,8 @@ export async function sendMail(port: number, from: string, to: string[], body: s
   };
   await expect(undefined, 220);
   await expect('EHLO client.test', 250);
-  await expect(`MAIL FROM:<${from}>`, 250);
-  for (const t of to) await expect(`RCPT TO:<${t}>`, 250);
+  await expect(`MAIL FROM:<${from}>${params.mail ? ` ${params.mail}` : ''}`, 250);
+  for (const t of to) await expect(`RCPT TO:<${t}>${params.rcpt?.[t] ? ` ${params.rcpt[t]}` : ''}`, 250);
   await expect('DATA', 354);
   const text = body.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
   await expect(`${text.endsWith('\r\n') ? text.slice(0, -2) : text}\r\n.`, 250);
