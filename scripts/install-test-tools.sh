@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the test suite talks to as real peers: swaks (SMTP client),
-# Postfix's smtp-source/smtp-sink, Python's aiosmtpd (receiving server) and dnsmasq (DNS).
+# Postfix's smtp-source/smtp-sink, Python's aiosmtpd (receiving server), dnsmasq (DNS) and
+# OpenBSD netcat (`nc -N`, a client that half-closes).
 # Runs as part of `npm test`; does nothing when everything is present. Without root
 # (or apt-get) it only warns: the tests that need a missing tool are then skipped
 # with a message naming it.
@@ -11,6 +12,7 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 [ -x /usr/sbin/smtp-sink ] && [ -x /usr/sbin/smtp-source ] || need+=(postfix)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+[ -x /usr/bin/nc.openbsd ] || need+=(netcat-openbsd)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
