@@ -134,6 +134,11 @@ const rateSchema = z.strictObject({
 const limitsSchema = z.strictObject({
   /** Networks exempt from every limit below (e.g. your own servers). */
   exempt: list('ip').default([]),
+  /**
+   * IPv6 clients are counted per network of this prefix length (IPv4 ones per address):
+   * one host usually has a whole /64. The core's limits.ipv6PrefixLength does the same.
+   */
+  ipv6PrefixLength: z.int().min(32).max(128).default(64),
   /** Open connections per client IP (421 4.7.0 at connect). */
   connectionsPerIp: z.int().min(1).optional(),
   /** New connections per client IP per window (421 4.7.0 at connect). */

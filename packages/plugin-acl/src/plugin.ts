@@ -15,7 +15,7 @@ import {
 } from '@mailgate/core';
 import { MemoryCounterStore, type CounterStore } from './counters.js';
 import { resolvePath } from './files.js';
-import { formatIp, parseCidr, parseIp, type Ip } from './ip.js';
+import { clientNetwork, formatIp, parseCidr, parseIp, type Ip } from './ip.js';
 import { DynamicList } from './lists.js';
 import { asciiLower, canonicalDomain, canonicalHost } from './names.js';
 import { aclOptionsSchema, type AclOptions, type AclStage } from './options.js';
@@ -151,7 +151,7 @@ class Acl {
     this.sessions.set(session, state);
     const limits = this.options.limits;
     if ((limits.connectionRate || limits.connectionsPerIp) && !(await this.isExempt(state))) {
-      const ip = state.ip ? formatIp(state.ip) : session.remoteAddress;
+      const ip = this.clientKey(session, state);
       if (limits.connectionRate) {
         const n = await this.store.increment(`${KEY}connrate:${ip}`, limits.connectionRate.window);
         if (n > limits.connectionRate.max) {
@@ -268,13 +268,13 @@ class Acl {
     const state = this.state(session);
     const limits = this.options.limits;
     const exempt = await this.isExempt(state);
-    const ip = state.ip ? formatIp(state.ip) : session.remoteAddress;
+    const ip = this.clientKey(session, state);
     const failKey = `${KEY}authfail:${ip}`;
     const window = limits.authFailures.window;
     const max = limits.authFailures.max;
     const fail = (why: string, locked: boolean): Verdict => {
       state.authFailures++;
-      this.log.info('authentication failed', { session: session.id, client: ip, user: username, why });
+      this.log.info('authentication failed', { session: session.id, client: session.remoteAddress, user: username, why });
       if (state.authFailures >= limits.authFailuresPerSession) {
         return disconnect('Too many failed authentication attempts, closing connection', { enhanced: '4.7.0', reason: `acl: ${why}; too many failures in this session` });
       }
@@ -360,11 +360,16 @@ class Acl {
     return session.user !== undefined || (await this.relayFrom.get()).has(state.ip);
   }
 
+  /** The client a per-IP limit counts: its IPv4 address, or its IPv6 network (limits.ipv6PrefixLength). */
+  private clientKey(session: Session, state: SessionState): string {
+    return state.ip ? clientNetwork(state.ip, this.options.limits.ipv6PrefixLength) : session.remoteAddress;
+  }
+
   /** Who a rate is counted against: the user, else the envelope sender, else (null sender) the client. */
   private senderKey(session: Session, tx: Transaction, state: SessionState): string {
     if (session.user !== undefined) return `user:${canonicalUser(session.user)}`;
     if (tx.sender) return `from:${asciiLower(tx.sender.local)}@${canonicalDomain(tx.sender.domain)}`;
-    return `null:${state.ip ? formatIp(state.ip) : session.remoteAddress}`;
+    return `null:${this.clientKey(session, state)}`;
   }
 
   private async destination(rcpt: Recipient): Promise<Destination> {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { TestSession } from '@mailgate/core/testing';
 import { MemoryCounterStore, type CounterStore } from '../src/index.js';
 import { Client, sendMessage, startAcl, tryRecipients } from './helpers.js';
 
@@ -26,6 +27,50 @@ describe('limits over loopback', () => {
       expect(d.greeting.code).toBe(220);
       b.client.close();
       d.client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('IPv6 clients are counted per /64 (limits.ipv6PrefixLength), IPv4-mapped ones as IPv4', async () => {
+    const store = new MemoryCounterStore();
+    const gw = await startAcl({ limits: { connectionsPerIp: 1, connectionRate: { max: 2, window: '1h' } }, counterStore: store });
+    const greet = async (remoteAddress: string) => {
+      const s = new TestSession(gw.gateway, { remoteAddress });
+      return { s, code: (await s.start()).slice(0, 3) };
+    };
+    try {
+      const first = await greet('2001:db8:1:2::1');
+      expect(first.code).toBe('220');
+      expect(store.held('acl:conn:2001:db8:1:2::/64')).toBe(1);
+      // another address of the same /64: the same client
+      expect((await greet('2001:db8:1:2:ffff:ffff:ffff:fffe')).code).toBe('421');
+      // the next /64 is another client
+      const other = await greet('2001:db8:1:3::1');
+      expect(other.code).toBe('220');
+      await other.s.end();
+      // the rate counts the /64 too: two connections so far, the third is over
+      await first.s.end();
+      expect((await greet('2001:db8:1:2::7')).code).toBe('421');
+      // ::ffff:192.0.2.1 is 192.0.2.1
+      const v4 = await greet('::ffff:192.0.2.1');
+      expect(v4.code).toBe('220');
+      expect(store.held('acl:conn:192.0.2.1')).toBe(1);
+      await v4.s.end();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('limits.ipv6PrefixLength: 128 counts every IPv6 address on its own', async () => {
+    const gw = await startAcl({ limits: { connectionsPerIp: 1, ipv6PrefixLength: 128 } });
+    try {
+      const a = new TestSession(gw.gateway, { remoteAddress: '2001:db8::1' });
+      const b = new TestSession(gw.gateway, { remoteAddress: '2001:db8::2' });
+      expect((await a.start()).slice(0, 3)).toBe('220');
+      expect((await b.start()).slice(0, 3)).toBe('220');
+      await a.end();
+      await b.end();
     } finally {
       await gw.close();
     }
