@@ -150,8 +150,15 @@ describe('write failures: 451 4.3.0 and nothing partial in new/', () => {
     const r = await send(gw.port, 's@client.test', ['bob@example.test'], msg('slow', 3 * 1024 * 1024));
     expect(r.data?.code).toBe(451);
     const box = join(gw.root, 'example.test/bob');
-    // the write may still be running in the background when the 451 is sent: wait for it to give up
-    for (let i = 0; i < 100 && (await readdir(join(box, 'tmp')).catch(() => ['?'])).length > 0; i++) await new Promise((res) => setTimeout(res, 20));
+    // The write may still be running in the background when the 451 is sent (the Maildir
+    // may not even exist yet): wait until tmp/, new/ and cur/ exist and tmp/ has stayed
+    // empty for 200 ms, i.e. the writer has created its file and given up on it.
+    let quiet = 0;
+    for (let i = 0; i < 250 && quiet < 10; i++) {
+      const [tmp, nu, cur] = await Promise.all(['tmp', 'new', 'cur'].map((d) => readdir(join(box, d)).catch(() => undefined)));
+      quiet = tmp !== undefined && nu !== undefined && cur !== undefined && tmp.length === 0 ? quiet + 1 : 0;
+      await new Promise((res) => setTimeout(res, 20));
+    }
     expect(await readdir(join(box, 'tmp'))).toEqual([]);
     expect(await readdir(join(box, 'new'))).toEqual([]);
   });
