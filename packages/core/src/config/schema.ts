@@ -101,7 +101,7 @@ const limitsSchema = z.strictObject({
   ipv6PrefixLength: int(32, 128).default(64),
   /** After this many error replies in a session: 421 and close. */
   maxErrors: int(1).default(10),
-  /** RFC 5321 §4.5.3.1.4: servers must accept command lines of 512 octets. */
+  /** RFC 5321 §4.5.3.1.4: servers must accept command lines of 512 octets. With DSN on, MAIL lines may be 100 and RCPT lines 500 longer (RFC 3461 §4). */
   maxCommandLineLength: int(512).default(512),
   maxUnrecognizedCommands: int(1).default(5),
   /** Wait for each command line. */

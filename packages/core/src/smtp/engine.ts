@@ -83,6 +83,9 @@ type Phase = 'start' | 'command' | 'data' | 'bdat' | 'auth-plain' | 'auth-login-
 
 /** Stop buffering pipelined input beyond this while a command is being decided. */
 const MAX_BACKLOG = 64 * 1024;
+/** What DSN parameters add to the longest MAIL and RCPT line (RFC 3461 §4). */
+const DSN_MAIL_EXTRA = 100;
+const DSN_RCPT_EXTRA = 500;
 /** The 354 text clients expect. */
 const DATA_GO_AHEAD: Reply = { code: 354, text: 'End data with <CR><LF>.<CR><LF>' };
 const LOCAL_ERROR: Reply = { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
@@ -323,7 +326,7 @@ export class SmtpSession implements Session {
         this.timeout();
         return undefined;
       }
-      if (buf.length > max) {
+      if (buf.length > max + this.dsnLineExtra(buf)) {
         // Keep nothing of an over-long line; remember to skip its rest.
         this.input = undefined;
         if (!this.skippingLine) {
@@ -340,11 +343,21 @@ export class SmtpSession implements Session {
       return undefined === this.input ? undefined : this.takeLine();
     }
     const end = lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
-    if (end > max - 2) {
+    if (end > max - 2 + this.dsnLineExtra(buf)) {
       this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
       return this.input ? this.takeLine() : undefined;
     }
     return buf.toString('utf8', 0, end);
+  }
+
+  /**
+   * RFC 3461 §4: with DSN, a MAIL line may be 100 characters longer (ENVID, RET) and a
+   * RCPT line 500 (NOTIFY, ORCPT); other lines keep the plain limit.
+   */
+  private dsnLineExtra(line: Buffer): number {
+    if (!this.ctx.options.dsn || this.phase !== 'command') return 0;
+    const verb = line.toString('latin1', 0, 5).toUpperCase();
+    return verb === 'RCPT ' ? DSN_RCPT_EXTRA : verb === 'MAIL ' ? DSN_MAIL_EXTRA : 0;
   }
 
   private async handleLine(line: string): Promise<void> {
