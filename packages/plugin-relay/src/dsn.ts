@@ -99,7 +99,7 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
       : 'Undelivered Mail Returned to Sender';
   push(
     `From: Mail Delivery System <MAILER-DAEMON@${input.hostname}>`,
-    `To: <${input.to}>`,
+    `To: <${oneField(input.to)}>`,
     `Subject: ${subject}`,
     `Date: ${now}`,
     `Message-ID: <${input.bounceId}@${input.hostname}>`,
@@ -120,12 +120,12 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
       : relayed
       ? 'Your message was relayed to the recipients below. The next mail system does not report on delivery, so this is the last notice you will get from here about them.'
       : input.doubleBounce
-      ? `A delivery status notification (from <${input.originalSender}>) could not be delivered.`
+      ? `A delivery status notification (from <${oneField(input.originalSender)}>) could not be delivered.`
       : input.reason === 'expired'
         ? 'Your message could not be delivered within the time limit to one or more recipients. It has been returned below.'
         : "I'm sorry to have to inform you that your message could not be delivered to one or more recipients.",
     '',
-    ...input.recipients.map((r) => `<${r.address}>: ${r.diagnostic}`),
+    ...input.recipients.map((r) => `<${oneField(r.address)}>: ${oneField(r.diagnostic)}`),
     '',
     `--${boundary}`,
     'Content-Description: Delivery report',
@@ -140,18 +140,30 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
     push(
       '',
       ...(r.orcpt ? [`Original-Recipient: ${originalRecipientField(r.orcpt)}`] : []),
-      `Final-Recipient: rfc822; ${r.address}`,
+      `Final-Recipient: rfc822; ${oneField(r.address)}`,
       `Action: ${delayed ? 'delayed' : relayed ? 'relayed' : 'failed'}`,
       `Status: ${r.status}`,
-      ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
-      `Diagnostic-Code: ${/^\d{3}\b/.test(r.diagnostic) ? 'smtp' : 'x-mailgate'}; ${r.diagnostic}`,
+      ...(r.remoteMta ? [`Remote-MTA: dns; ${oneField(r.remoteMta)}`] : []),
+      `Diagnostic-Code: ${/^\d{3}\b/.test(r.diagnostic) ? 'smtp' : 'x-mailgate'}; ${oneField(r.diagnostic)}`,
       `Last-Attempt-Date: ${now}`,
       ...(r.willRetryUntil ? [`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`] : []),
     );
   }
-  if (whole !== undefined) push('', `--${boundary}`, 'Content-Description: Undelivered Message', 'Content-Type: message/rfc822', '', whole, '', `--${boundary}--`, '');
-  else push('', `--${boundary}`, `Content-Description: ${failure ? 'Undelivered' : relayed ? 'Relayed' : 'Delayed'} Message Headers`, 'Content-Type: text/rfc822-headers', '', headers, '', `--${boundary}--`, '');
-  return Buffer.from(lines.join('\r\n'), 'latin1');
+  if (whole !== undefined) push('', `--${boundary}`, 'Content-Description: Undelivered Message', 'Content-Type: message/rfc822', '');
+  else push('', `--${boundary}`, `Content-Description: ${failure ? 'Undelivered' : relayed ? 'Relayed' : 'Delayed'} Message Headers`, 'Content-Type: text/rfc822-headers', '');
+  // Our text (with the client's and the next hop's strings in it) as UTF-8: latin1 would keep
+  // only the low byte of each character, and U+010A would become a LF. The original message
+  // was read as latin1 and goes back byte for byte.
+  return Buffer.concat([
+    Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'),
+    Buffer.from(whole ?? headers, 'latin1'),
+    Buffer.from(`\r\n\r\n--${boundary}--\r\n`, 'utf8'),
+  ]);
+}
+
+/** A string from a client or a server, for one line of a report: no control characters. */
+function oneField(text: string): string {
+  return text.replace(/\p{Cc}/gu, '?');
 }
 
 /** Enhanced status code from a reply ("550 5.1.1 ..."), or one derived from its class. */
