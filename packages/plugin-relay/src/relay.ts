@@ -584,11 +584,17 @@ function wantsRelayedDsn(entry: QueueEntry, r: QueueRecipient): boolean {
   return entry.kind === 'message' && entry.sender !== '' && r.notify?.includes('SUCCESS') === true;
 }
 
+/** RFC 3461 §4.2: the longest ORCPT value. */
+const MAX_ORCPT_LENGTH = 500;
+
 /** A recipient's RCPT parameters for a next hop that does DSN: `NOTIFY=… ORCPT=…`, or undefined. */
 function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefined {
   let map: Map<string, string> | undefined;
   for (const r of recipients) {
-    const params = [...(r.notify ? [`NOTIFY=${r.notify.join(',')}`] : []), ...(r.orcpt ? [`ORCPT=${formatOrcpt(r.orcpt)}`] : [])];
+    // ORCPT goes on as ASCII xtext, up to ten times as long as a raw-UTF-8 one received; past
+    // RFC 3461's 500 characters a next hop refuses the whole RCPT, so then it is left out.
+    const orcpt = r.orcpt ? formatOrcpt(r.orcpt) : undefined;
+    const params = [...(r.notify ? [`NOTIFY=${r.notify.join(',')}`] : []), ...(orcpt && orcpt.length <= MAX_ORCPT_LENGTH ? [`ORCPT=${orcpt}`] : [])];
     if (params.length) (map ??= new Map()).set(r.address, params.join(' '));
   }
   return map;
