@@ -235,54 +235,55 @@ export class Relay {
     await Promise.all(
       chunks.map(async ([domain, recipients]) => {
         await this.acquire(domain);
-        let outcomes: Map<QueueRecipient, Outcome>;
+        // The slot is held until the result is on disk: after a crash, at most `concurrency`
+        // transactions per destination can have been accepted there and not recorded here.
         try {
-          outcomes = await this.deliver(entry, domain, recipients);
+          const outcomes = await this.deliver(entry, domain, recipients);
+          const ok: string[] = [];
+          const later: string[] = [];
+          let host = '';
+          let response = '';
+          let laterError = '';
+          for (const [r, o] of outcomes) {
+            r.attempts++;
+            if (o.kind === 'delivered') {
+              r.status = 'delivered';
+              r.remoteMta = o.host;
+              r.lastError = undefined;
+              if (!o.dsn && wantsRelayedDsn(entry, r)) {
+                // RFC 3461 §5.2.2: the next hop will not report success, so we say it was relayed.
+                r.notified = false;
+                r.remoteMta = o.mta;
+                r.response = o.response;
+              }
+              ok.push(r.address);
+              host = o.host;
+              response = o.response;
+            } else if (o.kind === 'permanent') {
+              r.status = 'failed';
+              r.lastError = o.error;
+              r.statusCode = o.status;
+              if (o.host) r.remoteMta = o.host;
+            } else {
+              r.lastError = o.error;
+              r.statusCode = enhancedStatus(o.error, 4);
+              if (o.host) r.remoteMta = o.host;
+              if (expired) {
+                r.status = 'failed';
+                r.statusCode = '4.4.7';
+                r.lastError = `delivery time expired; last error: ${o.error}`;
+              } else {
+                later.push(r.address);
+                laterError = o.error;
+              }
+            }
+          }
+          if (ok.length) delivered.push({ recipients: ok, host, response });
+          if (later.length) deferred.push({ recipients: later, error: laterError });
+          if (ok.length) await persist();
         } finally {
           this.release(domain);
         }
-        const ok: string[] = [];
-        const later: string[] = [];
-        let host = '';
-        let response = '';
-        let laterError = '';
-        for (const [r, o] of outcomes) {
-          r.attempts++;
-          if (o.kind === 'delivered') {
-            r.status = 'delivered';
-            r.remoteMta = o.host;
-            r.lastError = undefined;
-            if (!o.dsn && wantsRelayedDsn(entry, r)) {
-              // RFC 3461 §5.2.2: the next hop will not report success, so we say it was relayed.
-              r.notified = false;
-              r.remoteMta = o.mta;
-              r.response = o.response;
-            }
-            ok.push(r.address);
-            host = o.host;
-            response = o.response;
-          } else if (o.kind === 'permanent') {
-            r.status = 'failed';
-            r.lastError = o.error;
-            r.statusCode = o.status;
-            if (o.host) r.remoteMta = o.host;
-          } else {
-            r.lastError = o.error;
-            r.statusCode = enhancedStatus(o.error, 4);
-            if (o.host) r.remoteMta = o.host;
-            if (expired) {
-              r.status = 'failed';
-              r.statusCode = '4.4.7';
-              r.lastError = `delivery time expired; last error: ${o.error}`;
-            } else {
-              later.push(r.address);
-              laterError = o.error;
-            }
-          }
-        }
-        if (ok.length) delivered.push({ recipients: ok, host, response });
-        if (later.length) deferred.push({ recipients: later, error: laterError });
-        if (ok.length) await persist();
       }),
     );
     await writes;
