@@ -296,7 +296,10 @@ export class Gateway implements PluginGatewayView {
     stats.calls++;
     stats.totalMs += outcome.ms;
     if (outcome.ms > stats.maxMs) stats.maxMs = outcome.ms;
-    if (outcome.error !== undefined) {
+    if (outcome.aborted) {
+      // It gave up because the client left (its signal): nobody's fault, nothing to warn about.
+      this.log.debug('plugin aborted', { plugin: outcome.plugin, hook: outcome.hook, error: outcome.error, ms: Math.round(outcome.ms) });
+    } else if (outcome.error !== undefined) {
       stats.errors++;
       this.log.warn(outcome.timedOut ? 'plugin timed out' : 'plugin failed', {
         plugin: outcome.plugin,

@@ -14,7 +14,7 @@ export {
   type PluginCommandContext,
   type TapFn,
 } from './plugin.js';
-export { HookStage, type GatewayHooks, type HookName, type HeloInfo, type Credentials, type TapExtras } from './hooks.js';
+export { HookStage, type GatewayHooks, type HookName, type HeloInfo, type Credentials, type TapExtras, type TapContext } from './hooks.js';
 export { accept, reject, tempfail, disconnect, isVerdict, verdictToReply, defaultReply, type Verdict, type VerdictKind, type VerdictOptions, type Stage } from './verdict.js';
 export {
   Recipient,

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { DnsResolver } from './dns/index.js';
 import type { GatewayConfig } from './config/schema.js';
-import type { GatewayHooks } from './hooks.js';
+import type { GatewayHooks, TapContext } from './hooks.js';
 import type { Logger } from './log.js';
 
 /** What a plugin's `setup` receives: its validated options and the gateway to tap. */
@@ -10,7 +10,10 @@ export interface PluginContext<Options> {
   readonly name: string;
   readonly options: Options;
   readonly hooks: GatewayHooks;
-  /** Tap a hook under this plugin's name and timeout. `tap('rcpt', fn)` = `hooks.rcpt.tapPromise({ name }, fn)`. */
+  /**
+   * Tap a hook under this plugin's name and timeout. `tap('rcpt', fn)` = `hooks.rcpt.tapPromise({ name }, fn)`.
+   * `fn` gets the hook's arguments, then a TapContext: `tap('rcpt', async (session, tx, rcpt, { signal }) => …)`.
+   */
   tap<H extends keyof GatewayHooks>(hook: H, fn: TapFn<H>, options?: { stage?: number; timeout?: number }): void;
   readonly gateway: PluginGatewayView;
   readonly log: Logger;
@@ -38,7 +41,8 @@ export interface PluginGatewayView {
 
 type HookArgs<H extends keyof GatewayHooks> = GatewayHooks[H] extends { promise(...args: infer A): unknown } ? A : never;
 type HookResult<H extends keyof GatewayHooks> = GatewayHooks[H] extends { promise(...args: never[]): Promise<infer R> } ? R : never;
-export type TapFn<H extends keyof GatewayHooks> = (...args: HookArgs<H>) => HookResult<H> | Promise<HookResult<H>>;
+/** A tap of hook `H`: the hook's arguments, then the call's TapContext (which it may leave out). */
+export type TapFn<H extends keyof GatewayHooks> = (...args: [...HookArgs<H>, TapContext]) => HookResult<H> | Promise<HookResult<H>>;
 
 export interface PluginDefinition<Schema extends z.ZodType = z.ZodType> {
   /** Package-style name, e.g. "@mailgate/plugin-acl"; also the default tap name. */

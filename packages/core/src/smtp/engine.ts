@@ -1,4 +1,4 @@
-import type { GatewayHooks, HeloInfo } from '../hooks.js';
+import { abortSessionTaps, type GatewayHooks, type HeloInfo } from '../hooks.js';
 import type { Logger } from '../log.js';
 import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, type TransactionOutcome } from '../session.js';
 import type { BodySink, Spool } from '../spool/spool.js';
@@ -250,6 +250,9 @@ export class SmtpSession implements Session {
   async ended(): Promise<void> {
     this.phase = 'closed';
     this.input = undefined;
+    // Taps deciding what to answer a client that is gone may stop now (their signal);
+    // data and queue taps are not told (see TapContext), they finish the message.
+    abortSessionTaps(this);
     // A message already handed to the data/queue hooks is finished first (their taps are
     // bounded by timeouts): its spool file must not vanish under a queue tap, and reset /
     // disconnect must not run while that tap still uses per-transaction state.
