@@ -10,6 +10,7 @@ import {
   type PluginGatewayView,
   type Recipient,
   type Session,
+  type TapContext,
   type Transaction,
   type Verdict,
 } from '@mailgate/core';
@@ -30,6 +31,8 @@ interface SessionState {
   /** Concurrency slot taken at connect, released at disconnect. */
   slot: string | undefined;
   rdns: Promise<RdnsResult> | undefined;
+  /** The answer of `rdns`, once it came. */
+  rdnsResult: RdnsResult | undefined;
   authFailures: number;
   /**
    * The disconnect tap has run. A connect tap still awaiting the store (an asynchronous,
@@ -41,7 +44,7 @@ interface SessionState {
 }
 
 function newState(session: Session): SessionState {
-  return { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, authFailures: 0, disconnected: false };
+  return { ip: parseIp(session.remoteAddress), slot: undefined, rdns: undefined, rdnsResult: undefined, authFailures: 0, disconnected: false };
 }
 
 /** How a recipient's domain stands for relaying. */
@@ -64,10 +67,11 @@ export const aclPlugin = definePlugin({
     const { options, gateway, log, configDir } = context;
     const acl = await Acl.create(options, gateway, log, configDir);
     const early = { stage: HookStage.EARLY };
-    context.tap('connect', (session) => acl.connect(session), early);
-    context.tap('helo', (session, info) => acl.helo(session, info.name), early);
-    context.tap('mail', (session, tx) => acl.mail(session, tx), early);
-    context.tap('rcpt', (session, tx, rcpt) => acl.rcpt(session, tx, rcpt), early);
+    // The tap context reaches the rules: a reverse DNS wait stops when the tap is no longer wanted.
+    context.tap('connect', (session, call) => acl.connect(session, call), early);
+    context.tap('helo', (session, info, call) => acl.helo(session, info.name, call), early);
+    context.tap('mail', (session, tx, call) => acl.mail(session, tx, call), early);
+    context.tap('rcpt', (session, tx, rcpt, call) => acl.rcpt(session, tx, rcpt, call), early);
     if (acl.users) {
       context.tap('auth', (session, credentials) => acl.auth(session, credentials.username, credentials.password, credentials.authzid), early);
     }
@@ -144,7 +148,7 @@ class Acl {
 
   // --- hooks ---------------------------------------------------------------------------
 
-  async connect(session: Session): Promise<Verdict | undefined> {
+  async connect(session: Session, call?: TapContext): Promise<Verdict | undefined> {
     // Gone already (the disconnect tap ran first): take nothing that nobody would give back.
     if (this.sessions.get(session)?.disconnected) return undefined;
     const state = newState(session);
@@ -176,15 +180,15 @@ class Acl {
       }
     }
     if (state.disconnected) return undefined;
-    return this.applyRules('connect', session, state, {});
+    return this.applyRules('connect', session, state, {}, call);
   }
 
-  async helo(session: Session, name: string): Promise<Verdict | undefined> {
+  async helo(session: Session, name: string, call?: TapContext): Promise<Verdict | undefined> {
     const state = this.state(session);
-    return this.errorLimit(session) ?? this.applyRules('helo', session, state, { helo: canonicalHost(name) });
+    return this.errorLimit(session) ?? this.applyRules('helo', session, state, { helo: canonicalHost(name) }, call);
   }
 
-  async mail(session: Session, tx: Transaction): Promise<Verdict | undefined> {
+  async mail(session: Session, tx: Transaction, call?: TapContext): Promise<Verdict | undefined> {
     const state = this.state(session);
     const tooMany = this.errorLimit(session);
     if (tooMany) return tooMany;
@@ -207,10 +211,10 @@ class Acl {
         });
       }
     }
-    return this.applyRules('mail', session, state, { sender });
+    return this.applyRules('mail', session, state, { sender }, call);
   }
 
-  async rcpt(session: Session, tx: Transaction, rcpt: Recipient): Promise<Verdict | undefined> {
+  async rcpt(session: Session, tx: Transaction, rcpt: Recipient, call?: TapContext): Promise<Verdict | undefined> {
     const state = this.state(session);
     const tooMany = this.errorLimit(session);
     if (tooMany) return tooMany;
@@ -234,7 +238,7 @@ class Acl {
     // RFC 5321 §4.5.1: postmaster of our domains must be reachable; rcpt rules do not refuse it.
     const postmaster = rcpt.postmaster && destination === 'local';
     const recipient = toMatchAddress(rcpt.address) as MatchAddress;
-    const outcome = await this.match('rcpt', session, state, { sender: toMatchAddress(tx.sender), recipient }, postmaster);
+    const outcome = await this.match('rcpt', session, state, { sender: toMatchAddress(tx.sender), recipient }, call, postmaster);
     if (outcome && !('rule' in outcome)) return outcome;
     if (outcome?.rule.action === 'accept') {
       // An accept rule skips the remaining checks, relay control included.
@@ -386,12 +390,23 @@ class Acl {
     return 'remote';
   }
 
-  private rdns(state: SessionState, session: Session): Promise<RdnsResult> {
-    state.rdns ??= forwardConfirmedNames(this.gateway.dns, session.remoteAddress).catch(() => ({ names: [], temporary: true }));
-    return state.rdns;
+  private rdns(state: SessionState, session: Session, call: TapContext | undefined): Promise<RdnsResult> {
+    if (state.rdnsResult) return Promise.resolve(state.rdnsResult);
+    state.rdns ??= forwardConfirmedNames(this.gateway.dns, session.remoteAddress)
+      .catch((): RdnsResult => ({ names: [], temporary: true }))
+      .then((result) => (state.rdnsResult = result));
+    // The lookup serves every stage of the session: a tap that timed out, or whose client
+    // left, stops waiting for it (and the session can end), but the lookup goes on. The
+    // signal is read only here, where a lookup is pending (reading it has a cost).
+    return call ? untilAborted(state.rdns, call.signal) : state.rdns;
   }
 
-  private subject(session: Session, state: SessionState, fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>): RuleSubject {
+  private subject(
+    session: Session,
+    state: SessionState,
+    fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>,
+    call: TapContext | undefined,
+  ): RuleSubject {
     return {
       ip: state.ip,
       tls: session.tls !== undefined,
@@ -400,7 +415,7 @@ class Acl {
       recipient: fields.recipient,
       user: session.user === undefined ? undefined : canonicalUser(session.user),
       trusted: () => this.trusted(session, state),
-      rdns: () => this.rdns(state, session),
+      rdns: () => this.rdns(state, session, call),
     };
   }
 
@@ -409,9 +424,10 @@ class Acl {
     session: Session,
     state: SessionState,
     fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>,
+    call: TapContext | undefined,
     exemptFromRefusals = false,
   ): Promise<Verdict | { rule: CompiledRule } | undefined> {
-    const outcome = await firstMatch(this.rules.get(stage), this.subject(session, state, fields), {
+    const outcome = await firstMatch(this.rules.get(stage), this.subject(session, state, fields, call), {
       rdnsTempfail: this.options.rdnsFailure === 'tempfail',
       ...(exemptFromRefusals ? { skip: (rule: CompiledRule) => rule.action !== 'accept' } : {}),
     });
@@ -428,8 +444,9 @@ class Acl {
     session: Session,
     state: SessionState,
     fields: Partial<Pick<RuleSubject, 'helo' | 'sender' | 'recipient'>>,
+    call: TapContext | undefined,
   ): Promise<Verdict | undefined> {
-    const outcome = await this.match(stage, session, state, fields);
+    const outcome = await this.match(stage, session, state, fields, call);
     if (!outcome) return undefined;
     if (!('rule' in outcome)) return outcome;
     // accept: skip the remaining ACL rules of this stage, without answering for the core.
@@ -445,4 +462,23 @@ class Acl {
     };
     return rule.action === 'reject' ? reject(rule.message, options) : tempfail(rule.message, options);
   }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts; the work behind `promise` goes on. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as unknown);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason as unknown);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(error);
+      },
+    );
+  });
 }
