@@ -63,7 +63,7 @@ const relayPlugin = definePlugin({
     const claimed: Verdict = accept(undefined, { reason: 'relay' });
     tap('claim', (_session, _tx, rcpt) => (rcpt.data.relayAllowed === true ? claimed : undefined));
 
-    tap('queue', async (_session, tx) => {
+    tap('queue', async (_session, tx, call) => {
       const recipients = tx.claimedBy(name);
       if (recipients.length === 0) return undefined;
       if (refused) return tempfail(undefined, { reason: `relay queue ${root} is owned by another gateway` });
@@ -102,7 +102,9 @@ const relayPlugin = definePlugin({
           r.lastError = `mail forwarding loop: ${hops} Received: headers (limit ${opts.maxHops})`;
         }
       }
-      await store.add(entry, message.stream());
+      // Past the tap's timeout the client has its 451 and will send the message again:
+      // stop writing it, and do not commit a copy that would be delivered twice.
+      await store.add(entry, message.stream(), call.signal);
       log.info('relay: queued', { id, tx: tx.id, from: entry.sender, rcpts: recipients.length, size: entry.size });
       relay.enqueued(id);
       return accept(undefined, { reason: `relay queue ${id}` });

@@ -118,15 +118,21 @@ export class QueueStore {
     this.writing.delete(tmp.slice(this.tmpDir.length + 1));
   }
 
-  /** Store a new message durably: body, then envelope (the commit point). */
-  async add(entry: QueueEntry, body: Readable | Buffer): Promise<void> {
+  /**
+   * Store a new message durably: body, then envelope (the commit point). With `signal`,
+   * writing the body stops when it aborts, and nothing is committed once it has (the
+   * commit itself, once started, is not interrupted).
+   */
+  async add(entry: QueueEntry, body: Readable | Buffer, signal?: AbortSignal): Promise<void> {
     this.writing.add(entry.id);
     const tmpEml = this.tmpPath(`${entry.id}.eml`);
     try {
       try {
-        if (Buffer.isBuffer(body)) await writeFile(tmpEml, body);
-        else await pipeline(body, createWriteStream(tmpEml));
+        const options = signal ? { signal } : {};
+        if (Buffer.isBuffer(body)) await writeFile(tmpEml, body, options);
+        else await pipeline(body, createWriteStream(tmpEml), options);
         await fsyncFile(tmpEml);
+        signal?.throwIfAborted();
         await rename(tmpEml, this.emlPath(entry.id));
       } catch (error) {
         await rm(tmpEml, { force: true });
