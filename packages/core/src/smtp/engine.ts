@@ -227,7 +227,10 @@ export class SmtpSession implements Session {
     this.pumping = this.pump();
   }
 
-  /** Resolves when all input fed so far has been processed (or is waiting for more bytes). For tests. */
+  /**
+   * Resolves when all input fed so far has been processed (or is waiting for more bytes).
+   * The connection waits on it after a half-close before closing; tests use it too.
+   */
   async settled(): Promise<void> {
     while (this.pumping || this.starting) {
       await (this.starting ?? this.pumping);
