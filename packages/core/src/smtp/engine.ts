@@ -332,7 +332,7 @@ export class SmtpSession implements Session {
         this.timeout();
         return undefined;
       }
-      if (buf.length > max + this.dsnLineExtra(buf)) {
+      if (buf.length > max && buf.length > max + this.dsnLineExtra(buf)) {
         // Keep nothing of an over-long line; remember to skip its rest.
         this.input = undefined;
         if (!this.skippingLine) {
@@ -349,7 +349,7 @@ export class SmtpSession implements Session {
       return undefined === this.input ? undefined : this.takeLine();
     }
     const end = lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
-    if (end > max - 2 + this.dsnLineExtra(buf)) {
+    if (end > max - 2 && end > max - 2 + this.dsnLineExtra(buf)) {
       this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
       return this.input ? this.takeLine() : undefined;
     }
