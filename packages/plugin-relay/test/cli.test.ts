@@ -5,30 +5,18 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TestDnsServer } from '@mailgate/core/testing';
-import { closedPort, dnsServer, message, sendMail, startReceiver, waitFor, type Receiver } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { closedPort, DEST_ZONE, listening, message, sendMail, startReceiver, useRelayFixture, waitFor, type Receiver } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'packages/core/bin/mailgate.js');
 const built = existsSync(join(ROOT, 'packages/core/dist/cli.js')) && existsSync(join(ROOT, 'packages/plugin-relay/dist/index.js'));
 const run = promisify(execFile);
 
-let dns: TestDnsServer;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  dns = await dnsServer({ 'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] }, 'mx1.dest.test': { A: ['127.0.0.1'] } });
-});
-afterAll(async () => {
-  await dns.close();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
-});
+const fx = useRelayFixture(DEST_ZONE);
+const { cleanup } = fx;
 
 async function workdir(): Promise<string> {
   // Inside the repo, so that `@mailgate/core` and `@mailgate/plugin-relay` resolve from the config's directory.
@@ -49,7 +37,7 @@ async function writeConfig(dir: string, port: number, mxPort: number, extra = ''
 listen:
   - { host: 127.0.0.1, port: ${port} }
 spool: { dir: ./spool }
-dns: { servers: ["${dns.address}"] }
+dns: { servers: ["${fx.dns.address}"] }
 log: { level: warn }
 shutdownTimeout: 1s
 plugins:
@@ -79,19 +67,6 @@ function serve(config: string): ChildProcess {
     }
   });
   return child;
-}
-
-async function listening(port: number): Promise<void> {
-  await waitFor(
-    () =>
-      new Promise<boolean>((ok) => {
-        const s = connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), ok(true)));
-        s.once('error', () => ok(false));
-      }),
-    20_000,
-    `gateway on port ${port}`,
-  );
 }
 
 const subjects = (r: Receiver) => r.messages.map((m) => /Subject: (\S+)/.exec(m.data)?.[1] ?? '?');

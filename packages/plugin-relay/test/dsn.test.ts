@@ -10,31 +10,18 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TestDnsServer } from '@mailgate/core/testing';
+import { describe, expect, it } from 'vitest';
 import type { QueueEntry } from '../src/index.js';
-import { closedPort, dnsServer, message, reject, sendMail, startReceiver, startRelayer, tempfail, waitFor, type Receiver, type Relayer } from './helpers.js';
+import { closedPort, DEST_ZONE, listening, message, reject, sendMail, startReceiver, startRelayer, tempfail, useRelayFixture, waitFor, type Receiver, type Relayer } from './helpers.js';
 
-let dns: TestDnsServer;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  dns = await dnsServer({
-    'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] },
-    'mx1.dest.test': { A: ['127.0.0.1'] },
-    'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
-    'mx.sender.test': { A: ['127.0.0.1'] },
-  });
+const fx = useRelayFixture({
+  ...DEST_ZONE,
+  'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
+  'mx.sender.test': { A: ['127.0.0.1'] },
 });
-afterAll(async () => {
-  await dns.close();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
-});
+const { cleanup } = fx;
 
 async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
   const r = await startReceiver(options);
@@ -42,7 +29,7 @@ async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Prom
   return r;
 }
 async function relayer(options: Parameters<typeof startRelayer>[0]): Promise<Relayer> {
-  const r = await startRelayer({ retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 }, ...options }, dns.address);
+  const r = await startRelayer({ retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 }, ...options }, fx.dns.address);
   cleanup.push(() => r.close());
   return r;
 }
@@ -160,15 +147,7 @@ describe.skipIf(!existsSync('/usr/bin/python3'))('relay → aiosmtpd (no DSN)', 
       child.kill('SIGKILL');
       if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
     });
-    await waitFor(
-      () => new Promise<boolean>((ok) => {
-        const s = connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), ok(true)));
-        s.once('error', () => ok(false));
-      }),
-      10_000,
-      'aiosmtpd',
-    );
+    await listening(port);
     const senderMx = await receiver();
     const r = await relayer({ mxPort: { 'mx1.dest.test': port, 'mx.sender.test': senderMx.port } });
     await sendMail(r.gw.port, 'alice@sender.test', ['bob@dest.test'], message('aiodsn'), { mail: 'ENVID=aio-1', rcpt: { 'bob@dest.test': 'NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@dest.test' } });

@@ -1,30 +1,17 @@
 /** Real foreign receiving servers on loopback: Python's aiosmtpd and Postfix's smtp-sink. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { TestDnsServer } from '@mailgate/core/testing';
-import { closedPort, dnsServer, message, sendMail, startReceiver, startRelayer, waitFor, type Relayer } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { closedPort, DEST_ZONE, listening, message, sendMail, startReceiver, startRelayer, useRelayFixture, waitFor, type Relayer } from './helpers.js';
 
 const PY = '/usr/bin/python3';
 const SINK = '/usr/sbin/smtp-sink';
-let dns: TestDnsServer;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  dns = await dnsServer({
-    'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] },
-    'mx1.dest.test': { A: ['127.0.0.1'] },
-    'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
-    'mx.sender.test': { A: ['127.0.0.1'] },
-  });
+const fx = useRelayFixture({
+  ...DEST_ZONE,
+  'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
+  'mx.sender.test': { A: ['127.0.0.1'] },
 });
-afterAll(async () => {
-  await dns.close();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
-});
+const { cleanup } = fx;
 
 function start(cmd: string, args: string[]): { child: ChildProcess; output: () => string } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -45,21 +32,8 @@ async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
 }
 
-async function listening(port: number): Promise<void> {
-  await waitFor(
-    () =>
-      new Promise<boolean>((ok) => {
-        const s = connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), ok(true)));
-        s.once('error', () => ok(false));
-      }),
-    10_000,
-    `server on port ${port}`,
-  );
-}
-
 async function relayer(mxPorts: Record<string, number>): Promise<Relayer> {
-  const r = await startRelayer({ mxPort: mxPorts, retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 } }, dns.address);
+  const r = await startRelayer({ mxPort: mxPorts, retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 } }, fx.dns.address);
   cleanup.push(() => r.close());
   return r;
 }

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createLogger, definePlugin, accept, reject, tempfail, DnsResolver, type RecipientDsn, type TransactionDsn, type Verdict } from '@mailgate/core';
-import { startTestGateway, startTestDnsServer, SmtpTestClient, type TestGateway, type TestZone } from '@mailgate/core/testing';
+import { startTestGateway, startTestDnsServer, SmtpTestClient, type TestDnsServer, type TestGateway, type TestZone } from '@mailgate/core/testing';
 import relay, { relayHooks, type RelayOptionsInput, type DeliveredEvent, type DeferredEvent, type BouncedEvent } from '../src/index.js';
 
 /** Stand-in for plugin-acl: every non-local recipient may be relayed. */
@@ -192,6 +193,47 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-export async function dnsServer(zone: TestZone) {
-  return startTestDnsServer(zone);
+/** `dest.test` with its MX `mx1.dest.test` on loopback: the zone most tests relay to. */
+export const DEST_ZONE: TestZone = {
+  'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] },
+  'mx1.dest.test': { A: ['127.0.0.1'] },
+};
+
+/**
+ * A test file's fixture: a DNS server with `zone` for the whole file, and a list of
+ * cleanups (servers, gateways) run after each test, newest first.
+ */
+export function useRelayFixture(zone: TestZone): { readonly dns: TestDnsServer; readonly cleanup: Array<() => Promise<unknown>> } {
+  let dns: TestDnsServer | undefined;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  beforeAll(async () => {
+    dns = await startTestDnsServer(zone);
+  });
+  afterAll(async () => {
+    await dns?.close();
+  });
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
+  });
+  return {
+    get dns() {
+      if (!dns) throw new Error('the DNS server starts in beforeAll');
+      return dns;
+    },
+    cleanup,
+  };
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port`. */
+export async function listening(port: number, timeout = 20_000): Promise<void> {
+  await waitFor(
+    () =>
+      new Promise<boolean>((ok) => {
+        const s = connect(port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), ok(true)));
+        s.once('error', () => ok(false));
+      }),
+    timeout,
+    `a server on port ${port}`,
+  );
 }

@@ -1,40 +1,31 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { generateTestCertificate, type TestDnsServer, type TestCertificate } from '@mailgate/core/testing';
-import { closedPort, dnsServer, message, reject, sendMail, startReceiver, startRelayer, tempfail, waitFor, type Receiver, type Relayer } from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateTestCertificate, type TestCertificate } from '@mailgate/core/testing';
+import { closedPort, DEST_ZONE, message, reject, sendMail, startReceiver, startRelayer, tempfail, useRelayFixture, waitFor, type Receiver, type Relayer } from './helpers.js';
 
-let dns: TestDnsServer;
+const fx = useRelayFixture({
+  ...DEST_ZONE,
+  'two.test': {
+    MX: [
+      { exchange: 'down.two.test', priority: 10 },
+      { exchange: 'up.two.test', priority: 20 },
+    ],
+  },
+  'down.two.test': { A: ['127.0.0.1'] },
+  'up.two.test': { A: ['127.0.0.1'] },
+  'implicit.test': { A: ['127.0.0.1'] },
+  'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
+  'mx.sender.test': { A: ['127.0.0.1'] },
+  'admin.test': { MX: [{ exchange: 'mx.admin.test', priority: 5 }] },
+  'mx.admin.test': { A: ['127.0.0.1'] },
+  'nullmx.test': { MX: [{ exchange: '.', priority: 0 }] },
+  'servfail.test': { servfail: true },
+});
+const { cleanup } = fx;
 let cert: TestCertificate;
-const cleanup: Array<() => Promise<void>> = [];
-
 beforeAll(async () => {
-  dns = await dnsServer({
-    'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] },
-    'mx1.dest.test': { A: ['127.0.0.1'] },
-    'two.test': {
-      MX: [
-        { exchange: 'down.two.test', priority: 10 },
-        { exchange: 'up.two.test', priority: 20 },
-      ],
-    },
-    'down.two.test': { A: ['127.0.0.1'] },
-    'up.two.test': { A: ['127.0.0.1'] },
-    'implicit.test': { A: ['127.0.0.1'] },
-    'sender.test': { MX: [{ exchange: 'mx.sender.test', priority: 5 }] },
-    'mx.sender.test': { A: ['127.0.0.1'] },
-    'admin.test': { MX: [{ exchange: 'mx.admin.test', priority: 5 }] },
-    'mx.admin.test': { A: ['127.0.0.1'] },
-    'nullmx.test': { MX: [{ exchange: '.', priority: 0 }] },
-    'servfail.test': { servfail: true },
-  });
   cert = await generateTestCertificate('mx1.dest.test');
-});
-afterAll(async () => {
-  await dns.close();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
 });
 
 async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
@@ -43,7 +34,7 @@ async function receiver(options: Parameters<typeof startReceiver>[0] = {}): Prom
   return r;
 }
 async function relayer(options: Parameters<typeof startRelayer>[0], config?: Record<string, unknown>): Promise<Relayer> {
-  const r = await startRelayer({ retry: { schedule: ['200ms', '400ms'], maxAge: '20s', jitter: 0 }, ...options }, dns.address, config);
+  const r = await startRelayer({ retry: { schedule: ['200ms', '400ms'], maxAge: '20s', jitter: 0 }, ...options }, fx.dns.address, config);
   cleanup.push(() => r.close());
   return r;
 }
@@ -242,7 +233,7 @@ describe('relay: restart', () => {
     const qdir = await mkdtemp(join(tmpdir(), 'relay-q-'));
     cleanup.push(() => rm(qdir, { recursive: true, force: true }));
     const down = await closedPort();
-    const first = await startRelayer({ queueDir: qdir, mxPort: { 'mx1.dest.test': down }, retry: { schedule: ['1h'], maxAge: '1d' } }, dns.address);
+    const first = await startRelayer({ queueDir: qdir, mxPort: { 'mx1.dest.test': down }, retry: { schedule: ['1h'], maxAge: '1d' } }, fx.dns.address);
     for (let i = 0; i < 20; i++) await sendMail(first.gw.port, 'alice@sender.test', [`u${i}@dest.test`], message(`restart${i}`));
     await waitFor(() => first.events.deferred.length === 20, 10_000, 'all deferred');
     await first.close();

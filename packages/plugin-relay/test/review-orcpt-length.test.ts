@@ -10,26 +10,16 @@
  */
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { TestDnsServer } from '@mailgate/core/testing';
-import { dnsServer, message, sendMail, startReceiver, startRelayer, waitFor } from './helpers.js';
+import { expect, it } from 'vitest';
+import { DEST_ZONE, message, sendMail, startReceiver, startRelayer, useRelayFixture, waitFor } from './helpers.js';
 
-let dns: TestDnsServer;
-const cleanup: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  dns = await dnsServer({ 'dest.test': { MX: [{ exchange: 'mx1.dest.test', priority: 10 }] }, 'mx1.dest.test': { A: ['127.0.0.1'] } });
-});
-afterAll(async () => {
-  await dns.close();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
-});
+const fx = useRelayFixture(DEST_ZONE);
+const { cleanup } = fx;
 
 it('a long raw-UTF-8 ORCPT does not make a DSN-capable next hop refuse the recipient', async () => {
   const dest = await startReceiver({});
   cleanup.push(() => dest.close());
-  const r = await startRelayer({ retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 }, mxPort: { 'mx1.dest.test': dest.port } }, dns.address);
+  const r = await startRelayer({ retry: { schedule: ['200ms'], maxAge: '20s', jitter: 0 }, mxPort: { 'mx1.dest.test': dest.port } }, fx.dns.address);
   cleanup.push(() => r.close());
   const orcpt = `utf-8;${'\u00e9'.repeat(200)}@sender.test`;
   await sendMail(r.gw.port, 'alice@sender.test', ['a@dest.test', 'b@dest.test'], message('long orcpt'), {
