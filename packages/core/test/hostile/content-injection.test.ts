@@ -10,6 +10,14 @@ import { capture, cleanupTemps, plugin, RawClient, receivedHeader, replyCodes, t
 
 afterAll(() => cleanupTemps());
 
+/** Logs every AUTH user name as an auth plugin would (client text in a log line). */
+const authLogger = plugin('auth-logger', ({ tap, log }) =>
+  tap('auth', (_s, creds) => {
+    log.info('authentication failed', { user: creds.username });
+    return undefined;
+  }),
+);
+
 function gateway(logger: Logger = silentLogger, config: Parameters<typeof createGateway>[0] = {}): Gateway {
   return createGateway({ hostname: 'mx.test', spool: { dir: `${tempDir()}/spool` }, ...(config as object) }, { logger });
 }
@@ -91,14 +99,7 @@ describe('log lines', () => {
     const lines: string[] = [];
     const logger = createLogger({ format: 'json', level: 'info', write: (l) => void lines.push(l) });
     const gw = gateway(logger, { smtp: { authWithoutTls: true } });
-    await gw.use(
-      plugin('auth-logger', ({ tap, log }) =>
-        tap('auth', (_s, creds) => {
-          log.info('authentication failed', { user: creds.username });
-          return undefined;
-        }),
-      ),
-    );
+    await gw.use(authLogger);
     const s = await testSession(gw);
     await s.send('EHLO c.test\r\n');
     const user = 'bob\r\n{"level":"info","msg":"authentication succeeded","user":"admin"}';
@@ -112,14 +113,7 @@ describe('log lines', () => {
     const lines: string[] = [];
     const logger = createLogger({ format: 'pretty', level: 'info', write: (l) => void lines.push(l) });
     const gw = gateway(logger, { smtp: { authWithoutTls: true } });
-    await gw.use(
-      plugin('auth-logger', ({ tap, log }) =>
-        tap('auth', (_s, creds) => {
-          log.info('authentication failed', { user: creds.username });
-          return undefined;
-        }),
-      ),
-    );
+    await gw.use(authLogger);
     const s = await testSession(gw);
     await s.send('EHLO c.test\r\n');
     const user = 'a\x1b]0;owned\x07\x1b[2J\x1b[31mb\u0085c';

@@ -9,22 +9,15 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTestCertificate, startTestGateway, type TestCertificate, type TestGateway } from '@mailgate/core/testing';
-import { capture, fdCount, listDir, plugin, RawClient, replyCodes, sleep, until } from './helpers.js';
+import { capture, fdCount, listDir, plugin, RawClient, replyCodes, sleep, trackedClients, until } from './helpers.js';
 
 const TRANSACTION = 'EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n';
 const QUEUE_MS = 150;
 
-const open: RawClient[] = [];
-async function client(port: number, options?: Parameters<typeof RawClient.connect>[1]): Promise<RawClient> {
-  const c = await RawClient.connect(port, options);
-  open.push(c);
-  return c;
-}
-afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
-});
+const clients = trackedClients();
+const client = clients.connect;
 
 /** The TCP socket under a client made by startTls. */
 const tcpOf = new WeakMap<RawClient, Socket>();
@@ -38,7 +31,7 @@ async function startTls(port: number): Promise<RawClient> {
   const secure: TLSSocket = tlsConnect({ socket: plain.socket, rejectUnauthorized: false });
   const c = new RawClient(secure);
   tcpOf.set(c, plain.socket as Socket);
-  open.push(c);
+  clients.track(c);
   await new Promise((r) => secure.once('secureConnect', r));
   return c;
 }
@@ -157,7 +150,7 @@ describe('a client that half-closes after its whole dialogue gets every reply', 
     const before = cap.stored.length;
     const secure = tlsConnect({ port: implicitPort(), host: '127.0.0.1', rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
     const c = new RawClient(secure);
-    open.push(c);
+    clients.track(c);
     await new Promise((r) => secure.once('secureConnect', r));
     expect(secure.getProtocol()).toBe('TLSv1.2');
     c.socket.end(TRANSACTION);

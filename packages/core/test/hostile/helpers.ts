@@ -10,6 +10,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 import { accept, definePlugin, type PluginContext, type PluginDefinition } from '@mailgate/core';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
@@ -62,6 +63,24 @@ export function cleanupTemps(): void {
  * A raw client: every byte it receives is kept, nothing is parsed unless asked.
  * `waitFor` resolves when the received text matches; `closed` when the peer is gone.
  */
+/**
+ * Raw clients of one test file, all destroyed after each test (call at the top level
+ * of the file: it registers the afterEach).
+ */
+export function trackedClients(): {
+  connect: (port: number, options?: Parameters<typeof RawClient.connect>[1]) => Promise<RawClient>;
+  track: (client: RawClient) => RawClient;
+  destroyAll: () => void;
+} {
+  const open: RawClient[] = [];
+  const destroyAll = (): void => {
+    for (const c of open.splice(0)) c.destroy();
+  };
+  afterEach(destroyAll);
+  const track = (client: RawClient): RawClient => (open.push(client), client);
+  return { connect: async (port, options) => track(await RawClient.connect(port, options)), track, destroyAll };
+}
+
 export class RawClient {
   received = Buffer.alloc(0);
   ended = false;

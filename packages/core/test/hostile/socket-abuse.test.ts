@@ -7,19 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTestCertificate, startTestGateway, type TestCertificate, type TestGateway } from '@mailgate/core/testing';
-import { capture, fdCount, listDir, plugin, RawClient, replyCodes, sleep, until } from './helpers.js';
+import { capture, fdCount, listDir, plugin, RawClient, replyCodes, sleep, trackedClients, until } from './helpers.js';
 
-const open: RawClient[] = [];
-async function client(port: number, options?: Parameters<typeof RawClient.connect>[1]): Promise<RawClient> {
-  const c = await RawClient.connect(port, options);
-  open.push(c);
-  return c;
-}
-afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
-});
+const clients = trackedClients();
+const client = clients.connect;
 
 async function greeted(port: number, options?: Parameters<typeof RawClient.connect>[1]): Promise<RawClient> {
   const c = await client(port, options);
@@ -421,7 +414,7 @@ describe('TLS abuse', () => {
       }
       expect(greeting).toBe(true);
     } finally {
-      for (const c of open.splice(0)) c.destroy();
+      clients.destroyAll();
       await g.close();
     }
   });
