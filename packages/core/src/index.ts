@@ -50,6 +50,7 @@ export { DataDecoder, BareLineEndingScanner, type BareLineEndingPolicy } from '.
 export { rfc5322Date } from './smtp/received-header.js';
 export { createLogger, silentLogger, type Logger, type LogLevel, type LogFields, type LoggerOptions } from './log.js';
 export { normalizeIp } from './server/listener.js';
+export { clientKey } from './server/client-key.js';
 export { discardPlugin } from './plugins/discard.js';
 export * from './config/index.js';
 export * from './dns/index.js';

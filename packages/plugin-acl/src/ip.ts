@@ -117,17 +117,6 @@ export function formatIp(ip: Ip): string {
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
-/**
- * What a per-client limit counts by: an IPv4 address as it is; an IPv6 address by its
- * first `ipv6PrefixLength` bits (`2001:db8:1:2::/64`), because one host is commonly given
- * a whole /64 and could otherwise get a fresh allowance from each of its addresses.
- */
-export function clientNetwork(ip: Ip, ipv6PrefixLength: number): string {
-  if (ip.family === 4 || ipv6PrefixLength >= V6_BITS) return formatIp(ip);
-  const host = BigInt(V6_BITS - ipv6PrefixLength);
-  return `${formatIp({ family: 6, value: (ip.value >> host) << host })}/${ipv6PrefixLength}`;
-}
-
 export function sameIp(a: Ip, b: Ip): boolean {
   return a.family === b.family && a.value === b.value;
 }

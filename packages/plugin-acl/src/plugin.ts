@@ -1,6 +1,7 @@
 import { domainToUnicode } from 'node:url';
 import {
   accept,
+  clientKey,
   definePlugin,
   disconnect,
   HookStage,
@@ -16,7 +17,7 @@ import {
 } from '@mailgate/core';
 import { MemoryCounterStore, type CounterStore } from './counters.js';
 import { resolvePath } from './files.js';
-import { clientNetwork, formatIp, parseCidr, parseIp, type Ip } from './ip.js';
+import { formatIp, parseCidr, parseIp, type Ip } from './ip.js';
 import { DynamicList } from './lists.js';
 import { asciiLower, canonicalDomain, canonicalHost } from './names.js';
 import { aclOptionsSchema, type AclOptions, type AclStage } from './options.js';
@@ -155,7 +156,7 @@ class Acl {
     this.sessions.set(session, state);
     const limits = this.options.limits;
     if ((limits.connectionRate || limits.connectionsPerIp) && !(await this.isExempt(state))) {
-      const ip = this.clientKey(session, state);
+      const ip = this.clientKey(session);
       if (limits.connectionRate) {
         const n = await this.store.increment(`${KEY}connrate:${ip}`, limits.connectionRate.window);
         if (n > limits.connectionRate.max) {
@@ -195,7 +196,7 @@ class Acl {
     const sender = toMatchAddress(tx.sender);
     const rate = this.options.limits.messageRate;
     if (rate && !(await this.isExempt(state))) {
-      const n = await this.store.increment(`${KEY}msg:${this.senderKey(session, tx, state)}`, rate.window);
+      const n = await this.store.increment(`${KEY}msg:${this.senderKey(session, tx)}`, rate.window);
       if (n > rate.max) {
         return tempfail('Too many messages, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: message rate over ${rate.max}` });
       }
@@ -220,7 +221,7 @@ class Acl {
     if (tooMany) return tooMany;
     const rate = this.options.limits.recipientRate;
     if (rate && !(await this.isExempt(state))) {
-      const n = await this.store.increment(`${KEY}rcpt:${this.senderKey(session, tx, state)}`, rate.window);
+      const n = await this.store.increment(`${KEY}rcpt:${this.senderKey(session, tx)}`, rate.window);
       if (n > rate.max) {
         return tempfail('Too many recipients, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: recipient rate over ${rate.max}` });
       }
@@ -272,7 +273,7 @@ class Acl {
     const state = this.state(session);
     const limits = this.options.limits;
     const exempt = await this.isExempt(state);
-    const ip = this.clientKey(session, state);
+    const ip = this.clientKey(session);
     const failKey = `${KEY}authfail:${ip}`;
     const window = limits.authFailures.window;
     const max = limits.authFailures.max;
@@ -364,16 +365,16 @@ class Acl {
     return session.user !== undefined || (await this.relayFrom.get()).has(state.ip);
   }
 
-  /** The client a per-IP limit counts: its IPv4 address, or its IPv6 network (limits.ipv6PrefixLength). */
-  private clientKey(session: Session, state: SessionState): string {
-    return state.ip ? clientNetwork(state.ip, this.options.limits.ipv6PrefixLength) : session.remoteAddress;
+  /** The client a per-IP limit counts: its IPv4 address, or its IPv6 network (limits.ipv6PrefixLength), as the core counts it. */
+  private clientKey(session: Session): string {
+    return clientKey(session.remoteAddress, this.options.limits.ipv6PrefixLength);
   }
 
   /** Who a rate is counted against: the user, else the envelope sender, else (null sender) the client. */
-  private senderKey(session: Session, tx: Transaction, state: SessionState): string {
+  private senderKey(session: Session, tx: Transaction): string {
     if (session.user !== undefined) return `user:${canonicalUser(session.user)}`;
     if (tx.sender) return `from:${asciiLower(tx.sender.local)}@${canonicalDomain(tx.sender.domain)}`;
-    return `null:${this.clientKey(session, state)}`;
+    return `null:${this.clientKey(session)}`;
   }
 
   private async destination(rcpt: Recipient): Promise<Destination> {

@@ -42,7 +42,7 @@ describe('limits over loopback', () => {
     try {
       const first = await greet('2001:db8:1:2::1');
       expect(first.code).toBe('220');
-      expect(store.held('acl:conn:2001:db8:1:2::/64')).toBe(1);
+      expect(store.held('acl:conn:2001:db8:1:2:0:0:0:0/64')).toBe(1);
       // another address of the same /64: the same client
       expect((await greet('2001:db8:1:2:ffff:ffff:ffff:fffe')).code).toBe('421');
       // the next /64 is another client

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@mailgate/core';
 import { MemoryCounterStore, isCounterStore } from '../src/index.js';
-import { clientNetwork, formatIp, IpSet, parseCidr, parseIp } from '../src/ip.js';
+import { formatIp, IpSet, parseCidr, parseIp } from '../src/ip.js';
 import { DynamicList, entryError } from '../src/lists.js';
 import { canonicalDomain } from '../src/names.js';
 import { compileAddressPattern, compileHostPattern, compileUserPattern, toMatchAddress, type AddressPredicate, type NamePredicate } from '../src/patterns.js';
@@ -15,18 +15,6 @@ function ipset(...entries: string[]): IpSet {
 }
 
 describe('IP addresses and networks', () => {
-  it('clientNetwork: IPv4 as is, IPv6 by its prefix', () => {
-    const key = (ip: string, prefix = 64) => clientNetwork(parseIp(ip)!, prefix);
-    expect(key('192.0.2.7')).toBe('192.0.2.7');
-    expect(key('::ffff:192.0.2.7')).toBe('192.0.2.7');
-    expect(key('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
-    expect(key('2001:DB8:1:2::ff%eth0')).toBe('2001:db8:1:2::/64');
-    expect(key('2001:db8:1:2:3:4:5:6', 48)).toBe('2001:db8:1::/48');
-    expect(key('2001:db8:1:2:3:f004:5:6', 84)).toBe('2001:db8:1:2:3:f000::/84');
-    expect(key('2001:db8:1:2:3:4:5:6', 128)).toBe('2001:db8:1:2:3:4:5:6');
-    expect(key('::1')).toBe('::/64');
-  });
-
   it('matches IPv4 networks and hosts', () => {
     const set = ipset('192.0.2.0/24', '198.51.100.7', '10.0.0.0/8');
     expect(set.has(parseIp('192.0.2.200'))).toBe(true);
