@@ -1,0 +1,2 @@
+/** @mailgate/plugin-spam — the whole public API. */
+export {};
