@@ -18,6 +18,9 @@
 #   --scenarios LIST, --cap S   passed to anchors.sh
 #   --no-build                  [BENCH_BUILD=0]  skip `npm run build`
 #   --tag TAG                   results file prefix, default mailgate-<mode>-<date>
+#   --maildir-fs journal        [BENCH_MAILDIR_FS]  maildir mode on a fresh journaled ext4 (a loop-mounted
+#                                              4 GiB image at /tmp/bench-maildir, root only) for every
+#                                              server alike; default: whatever /tmp is on (see README)
 #   -- ARGS...                  everything after -- goes to anchors.sh verbatim
 #                               (e.g. --noise-threshold 0.5 --quiet-wait 30)
 # Results: ${BENCH_RESULTS:-<repo>/bench/results}/run-<tag>.{md,jsonl,env.json,log};
@@ -36,10 +39,11 @@ ONLY=${BENCH_ONLY:-smtp-sink,haraka,smtp-server-nodelay}
 REPS=${BENCH_REPS:-}
 QUICK=${BENCH_QUICK:-0}
 BUILD=${BENCH_BUILD:-1}
+MAILDIR_FS=${BENCH_MAILDIR_FS:-}
 TAG=
 PASS=()
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "run-bench: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -54,6 +58,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --tag) TAG=${2:?}; shift 2 ;;
         --tag=*) TAG=${1#*=}; shift ;;
+        --maildir-fs) MAILDIR_FS=${2:?}; shift 2 ;;
+        --maildir-fs=*) MAILDIR_FS=${1#*=}; shift ;;
         --scenarios|--cap) PASS+=("$1" "${2:?}"); shift 2 ;;
         --scenarios=*|--cap=*) PASS+=("$1"); shift ;;
         -h|--help) usage; exit 0 ;;
@@ -62,6 +68,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 case $MODE in discard|maildir|relay|all) ;; *) die "--mode must be discard, maildir, relay or all (got '$MODE')" ;; esac
+case $MAILDIR_FS in ''|tmp|journal) ;; *) die "--maildir-fs must be journal or tmp (got '$MAILDIR_FS')" ;; esac
 [ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
 [ -x "$HARNESS/anchors.sh" ] || die "harness not found: $HARNESS/anchors.sh (set MAILGATE_SHARED)"
 
@@ -113,6 +120,26 @@ if [ ! -x node_modules/.bin/mailgate ]; then
     npm rebuild --ignore-scripts >/dev/null
 fi
 [ -x node_modules/.bin/mailgate ] || die "node_modules/.bin/mailgate missing after build (is the CLI built?)"
+
+# ---- maildir mode's file system. The harness writes into /tmp/bench-maildir/<server>/.
+# This VM's root ext4 has no journal, and there every file create scans past the inodes
+# deleted in the last minutes (ext4's recently_deleted(), only checked without a journal):
+# after the harness clears a scenario's files, creates cost several times more, for every
+# server, by an amount that depends on what ran before (bench/README.md "Results").
+# --maildir-fs journal puts all servers on a fresh ext4 with a journal, as a mail spool
+# normally is.
+MOUNTED=
+unmount_fs() { [ -n "$MOUNTED" ] && { umount /tmp/bench-maildir && rm -f "$MOUNTED"; } || true; }
+if [ "$MAILDIR_FS" = journal ] && [[ " ${MODES[*]-} " == *" maildir "* ]]; then
+    [ "$(id -u)" = 0 ] || die "--maildir-fs journal needs root (mkfs + loop mount)"
+    ! mountpoint -q /tmp/bench-maildir || die "/tmp/bench-maildir is already a mount point; umount it first"
+    img=$(mktemp /tmp/bench-maildir-fs.XXXXXX.img)
+    truncate -s 4G "$img" && mkfs.ext4 -q -F "$img" || die "mkfs.ext4 failed"
+    mkdir -p /tmp/bench-maildir && mount -o loop "$img" /tmp/bench-maildir || die "loop mount of $img failed"
+    MOUNTED=$img
+    trap unmount_fs EXIT
+    echo "run-bench: maildir mode on a fresh journaled ext4: $img on /tmp/bench-maildir"
+fi
 
 # the idle scenario holds 2,000 sockets; servers inherit this limit
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
