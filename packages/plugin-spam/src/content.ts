@@ -1,0 +1,250 @@
+/**
+ * What every content check (header and body rules, URI blocklists, Bayes) reads: a
+ * message parsed once, with postal-mime, into plain strings.
+ *
+ * Hostile input is the normal case here, so parseContent never throws: only the head
+ * of a huge message is parsed (`maxBytes`, like SpamAssassin's and rspamd's size limits
+ * on what they scan), and when postal-mime gives up (absurd nesting, a header block over
+ * its limit) a minimal header/body split of our own still yields what rules can use.
+ *
+ * Text choice: `text` is what postal-mime renders for a reader: every text/plain part,
+ * and a text/html part turned into text only where its multipart/alternative (or the
+ * message) has no plain part. Both halves of an alternative usually say the same thing,
+ * so adding the HTML rendering as well would double body-rule hits without new
+ * information; what spammers hide in HTML only (invisible text, links) stays reachable
+ * through `html` and `urls`, which are built from every HTML part.
+ */
+import PostalMime, { decodeWords, type Email } from 'postal-mime';
+
+/** One header field: the name as written (compare case-insensitively), the value unfolded and RFC 2047-decoded. */
+export interface HeaderField {
+  name: string;
+  value: string;
+}
+
+/** An attachment as listed (its content is not kept, nor read by any check). */
+export interface AttachmentInfo {
+  /** The decoded file name, '' when the part has none. */
+  filename: string;
+  /** The lowercased Content-Type value, e.g. 'application/pdf'. */
+  mimeType: string;
+  /** The decoded size in bytes. */
+  size: number;
+}
+
+export interface MessageContent {
+  /** Top-level header fields in order (at most MAX_HEADER_FIELDS), unfolded, RFC 2047-decoded. */
+  headers: ReadonlyArray<HeaderField>;
+  /** The decoded Subject ('' if none). */
+  subject: string;
+  /** The decoded first From field as written, e.g. 'Ann <ann@example.com>' ('' if none). */
+  from: string;
+  /** The text/plain parts, plus HTML parts rendered as text where they have no plain alternative. */
+  text: string;
+  /** The raw HTML parts joined by '\n' ('' if none). */
+  html: string;
+  /** Absolute http(s) URLs from the text and from href/src attributes, normalized by WHATWG URL, deduplicated, at most MAX_URLS. */
+  urls: string[];
+  /** Non-text parts (and text parts sent as attachments), at most MAX_ATTACHMENTS. */
+  attachments: ReadonlyArray<AttachmentInfo>;
+  /** The raw message was larger than maxBytes and only its head was parsed. */
+  truncated: boolean;
+}
+
+export interface ParseContentOptions {
+  /** Bytes of the raw message that are parsed (default 512 KiB); the rest is ignored. */
+  maxBytes?: number;
+}
+
+export const DEFAULT_MAX_BYTES = 512 * 1024;
+/** Header fields kept: a message with more is abuse, and rules loop over this list. */
+export const MAX_HEADER_FIELDS = 1000;
+export const MAX_URLS = 100;
+export const MAX_ATTACHMENTS = 100;
+/** Longer URLs are skipped: no real link needs them and they only cost regex time downstream. */
+const MAX_URL_LENGTH = 2048;
+/** MIME nesting postal-mime accepts before it gives up (its default 256 only bounds the stack). */
+const MAX_NESTING_DEPTH = 64;
+
+/** Parse a raw message (an mbox "From " line first is skipped). Never rejects. */
+export async function parseContent(raw: Uint8Array, options: ParseContentOptions = {}): Promise<MessageContent> {
+  const maxBytes = positiveInteger(options.maxBytes, DEFAULT_MAX_BYTES);
+  let bytes = skipMboxFromLine(raw);
+  const truncated = bytes.length > maxBytes;
+  if (truncated) bytes = bytes.subarray(0, maxBytes);
+  try {
+    return await parseWithPostalMime(bytes, truncated);
+  } catch {
+    // postal-mime refuses some hostile structures outright; headers and raw text still feed the rules.
+    return parseMinimal(bytes, truncated);
+  }
+}
+
+function positiveInteger(value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) && value > 0 ? Math.floor(value) : fallback;
+}
+
+/** mbox files (and the SpamAssassin corpus) start each message with "From sender date". */
+function skipMboxFromLine(raw: Uint8Array): Uint8Array {
+  // "From "
+  if (raw.length < 5 || raw[0] !== 0x46 || raw[1] !== 0x72 || raw[2] !== 0x6f || raw[3] !== 0x6d || raw[4] !== 0x20) {
+    return raw;
+  }
+  const end = raw.indexOf(0x0a);
+  return end < 0 ? raw.subarray(raw.length) : raw.subarray(end + 1);
+}
+
+type TextEntries = Map<unknown, { html?: Array<{ type: string; value: unknown }> }>;
+
+async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promise<MessageContent> {
+  const parser = new PostalMime({ maxNestingDepth: MAX_NESTING_DEPTH, maxRfc822NestingDepth: 3 });
+  const email: Email = await parser.parse(bytes);
+  const headers: HeaderField[] = [];
+  for (const header of email.headers) {
+    if (headers.length >= MAX_HEADER_FIELDS) break;
+    headers.push({ name: header.originalKey, value: safeDecodeWords(header.value) });
+  }
+  const html = rawHtmlParts(parser, email);
+  const text = email.text ?? '';
+  const attachments: AttachmentInfo[] = [];
+  for (const attachment of email.attachments) {
+    if (attachments.length >= MAX_ATTACHMENTS) break;
+    const content = attachment.content;
+    const size = typeof content === 'string' ? content.length : (content?.byteLength ?? 0);
+    attachments.push({ filename: attachment.filename ?? '', mimeType: attachment.mimeType ?? '', size });
+  }
+  return {
+    headers,
+    subject: email.subject ?? '',
+    from: firstHeader(headers, 'from'),
+    text,
+    html,
+    urls: extractUrls(text, html),
+    attachments,
+    truncated,
+  };
+}
+
+/**
+ * postal-mime's `email.html` renders plain-only parts as HTML too, which would make
+ * every message look like an HTML message to rules. Its per-part map (internal, but
+ * stable across 4.x) tells the real HTML parts; if it ever goes away we fall back to
+ * `email.html` rather than lose HTML altogether.
+ */
+function rawHtmlParts(parser: PostalMime, email: Email): string {
+  const textMap = (parser as unknown as { textMap?: unknown }).textMap;
+  if (!(textMap instanceof Map)) return email.html ?? '';
+  const parts: string[] = [];
+  for (const entry of (textMap as TextEntries).values()) {
+    for (const item of entry.html ?? []) {
+      if (item.type === 'text' && typeof item.value === 'string') parts.push(item.value);
+    }
+  }
+  return parts.join('\n');
+}
+
+function firstHeader(headers: ReadonlyArray<HeaderField>, name: string): string {
+  for (const header of headers) if (header.name.toLowerCase() === name) return header.value.trim();
+  return '';
+}
+
+function safeDecodeWords(value: string): string {
+  try {
+    return decodeWords(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * The fallback when postal-mime throws: split the header block from the body, unfold,
+ * decode what can be decoded, and hand the body over as text undecoded.
+ */
+function parseMinimal(bytes: Uint8Array, truncated: boolean): MessageContent {
+  const whole = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  const split = /\r?\n\r?\n/.exec(whole);
+  const headerBlock = split ? whole.slice(0, split.index) : whole;
+  const body = split ? whole.slice(split.index + split[0].length) : '';
+  const headers: HeaderField[] = [];
+  for (const line of headerBlock.split(/\r?\n/)) {
+    const last = headers[headers.length - 1];
+    if (/^[ \t]/.test(line) && last) {
+      last.value += line;
+      continue;
+    }
+    if (headers.length >= MAX_HEADER_FIELDS) break;
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    headers.push({ name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() });
+  }
+  for (const header of headers) header.value = safeDecodeWords(header.value);
+  return {
+    headers,
+    subject: firstHeader(headers, 'subject'),
+    from: firstHeader(headers, 'from'),
+    text: body,
+    html: '',
+    urls: extractUrls(body, ''),
+    attachments: [],
+    truncated,
+  };
+}
+
+// Stops at whitespace, quotes, angle brackets and the characters that cannot appear
+// unescaped in a URL; trailing sentence punctuation is trimmed afterwards.
+const TEXT_URL = /\b(?:https?:\/\/|www\.)[^\s<>"'`{}|\\^[\]]+/gi;
+const HTML_URL_ATTRIBUTE = /\b(?:href|src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))/gi;
+
+/**
+ * Absolute http(s) URLs, in order of appearance: text first, then HTML attributes.
+ * Schemeless "www." links count as http:// ones, as SpamAssassin's and rspamd's URI
+ * checks read them.
+ */
+export function extractUrls(text: string, html: string): string[] {
+  const found = new Set<string>();
+  const add = (candidate: string): boolean => {
+    const url = normalizeUrl(candidate);
+    if (url !== undefined) found.add(url);
+    return found.size < MAX_URLS;
+  };
+  for (const match of text.matchAll(TEXT_URL)) {
+    if (!add(match[0].replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
+  }
+  for (const match of html.matchAll(HTML_URL_ATTRIBUTE)) {
+    const value = match[1] ?? match[2] ?? match[3] ?? '';
+    if (!add(decodeAttributeEntities(value.trim()))) return [...found];
+  }
+  for (const match of html.matchAll(TEXT_URL)) {
+    // Links written as text inside HTML (after tags are gone they are in `text` too, but only for HTML-only parts).
+    if (!add(match[0].replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
+  }
+  return [...found];
+}
+
+function normalizeUrl(candidate: string): string | undefined {
+  if (candidate.length === 0 || candidate.length > MAX_URL_LENGTH) return undefined;
+  let absolute = candidate;
+  if (/^www\./i.test(absolute)) absolute = `http://${absolute}`;
+  if (!/^https?:\/\//i.test(absolute)) return undefined;
+  try {
+    const url = new URL(absolute);
+    if (url.hostname === '') return undefined;
+    return url.href;
+  } catch {
+    return undefined;
+  }
+}
+
+const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+
+/** Entities in attribute values (&amp; between query parameters, obfuscated &#104;ttp). */
+function decodeAttributeEntities(value: string): string {
+  if (!value.includes('&')) return value;
+  return value.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,6});?/gi, (whole, entity: string) => {
+    if (entity[0] === '#') {
+      const code = entity[1] === 'x' || entity[1] === 'X' ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    }
+    return NAMED_ENTITIES[entity.toLowerCase()] ?? whole;
+  });
+}
