@@ -1,0 +1,28 @@
+/**
+ * The explanation of a fail (RFC 7208 §6.2): the exp= domain-spec is expanded, its one
+ * TXT record is macro-expanded with the explanation-only letters (c, r, t) allowed.
+ * Anything going wrong (DNS error, no record or several, bad syntax, non-ASCII) means
+ * "no explanation", never an error result.
+ */
+import { expandDomainSpec, expandWithPtr, type CheckContext } from './context.js';
+import type { HostResult } from './evaluate.js';
+import { parseMacroString } from './macro.js';
+
+/** Longest explanation passed on: it ends up in an SMTP reply line (RFC 5321 §4.5.3.1.5: 512 octets). */
+export const MAX_EXPLANATION_LENGTH = 400;
+
+export async function explanationOf(ctx: CheckContext, exp: NonNullable<HostResult['exp']>): Promise<string | undefined> {
+  try {
+    const name = await expandDomainSpec(ctx, exp.tokens, exp.domain);
+    const records = await ctx.lookups.query(name, 'TXT');
+    if (records.length !== 1) return undefined;
+    const tokens = parseMacroString(records[0]!.join(''), 'explanation');
+    const text = await expandWithPtr(ctx, tokens, exp.domain);
+    // the sender's local-part and the HELO name are the client's words: nothing that
+    // could break a reply line or a log line gets through
+    return text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_EXPLANATION_LENGTH);
+  } catch (err) {
+    if (ctx.lookups.signal?.aborted) throw ctx.lookups.signal.reason;
+    return undefined;
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * A DNS server on loopback (UDP and TCP on one port) that serves zones written the way
+ * the OpenSPF test suite writes them (rfc7208-tests.yml `zonedata`):
+ *
+ *   example.com:
+ *     - TXT: v=spf1 -all          # a string, or a list of character-strings ([] = none)
+ *     - SPF: v=spf1 -all          # copied to TXT when the name has no TXT entry at all
+ *     - TXT: NONE                 # the name exists, no TXT (and SPF is not copied)
+ *     - MX: [10, mx.example.com]
+ *     - A / AAAA / PTR / CNAME: value
+ *     - TIMEOUT                   # questions this name cannot answer from the entries before it get no reply
+ *
+ * The core's startTestDnsServer cannot do per-type silence, "NONE", latin1 octets or
+ * raw SPF-to-TXT copying, hence this helper. Queries are logged so tests can assert what
+ * was (not) asked.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+import type { Answer, DecodedPacket, Question } from 'dns-packet';
+
+export type SuiteRecord = string | Record<string, unknown>;
+export type SuiteZone = Record<string, SuiteRecord[]>;
+
+export interface ZoneServer {
+  address: string;
+  /** "name TYPE" of every question received (name lower-cased) */
+  queries: string[];
+  close(): Promise<void>;
+}
+
+interface Entry {
+  type: string;
+  value: unknown;
+}
+
+type NameData = Array<Entry | 'TIMEOUT'>;
+
+function norm(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/** YAML "\xEF" is the code point U+00EF: the suite means the octet, so such text is sent as latin1. */
+function octets(text: string): Buffer {
+  return /^[\x00-\xff]*$/.test(text) ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
+}
+
+function txtData(value: unknown): Buffer[] {
+  if (Array.isArray(value)) return value.map((v) => octets(String(v)));
+  const bytes = octets(String(value));
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 255) chunks.push(bytes.subarray(i, i + 255));
+  return chunks.length > 0 ? chunks : [Buffer.alloc(0)];
+}
+
+/** The suite's rules (as its reference driver applies them): SPF copied to TXT, NONE dropped. */
+function compile(zone: SuiteZone): Map<string, NameData> {
+  const names = new Map<string, NameData>();
+  for (const [owner, records] of Object.entries(zone)) {
+    const data: NameData = [];
+    const spf: Entry[] = [];
+    let hasTxt = false;
+    for (const record of records ?? []) {
+      if (record === 'TIMEOUT') {
+        data.push('TIMEOUT');
+        continue;
+      }
+      if (typeof record !== 'object' || record === null) continue;
+      for (const [type, value] of Object.entries(record)) {
+        if (type === 'TXT') hasTxt = true;
+        if (value === 'NONE') continue;
+        if (type === 'SPF') spf.push({ type: 'TXT', value });
+        data.push({ type, value });
+      }
+    }
+    if (!hasTxt) data.push(...spf);
+    names.set(norm(owner), data);
+  }
+  return names;
+}
+
+function rr(owner: string, entry: Entry): Answer | undefined {
+  const base = { name: owner, ttl: 300, class: 'IN' as const };
+  switch (entry.type) {
+    case 'A':
+    case 'AAAA':
+    case 'PTR':
+    case 'CNAME':
+      return { ...base, type: entry.type, data: String(entry.value) } as Answer;
+    case 'TXT':
+      return { ...base, type: 'TXT', data: txtData(entry.value) };
+    case 'MX': {
+      const [preference, exchange] = entry.value as [number, string];
+      return { ...base, type: 'MX', data: { preference, exchange: exchange || '.' } };
+    }
+    default:
+      return undefined;
+  }
+}
+
+export async function startZoneServer(zone: SuiteZone): Promise<ZoneServer> {
+  const names = compile(zone);
+  const queries: string[] = [];
+  const connections = new Set<net.Socket>();
+
+  const exists = (name: string): boolean => {
+    if (names.has(name)) return true;
+    for (const key of names.keys()) if (key.endsWith(`.${name}`)) return true;
+    return false;
+  };
+
+  /** The reply, or undefined for silence. CNAMEs are followed inside the zone, loops left to the client. */
+  const answer = (query: DecodedPacket, q: Question): Buffer | undefined => {
+    const answers: Answer[] = [];
+    const visited = new Set<string>();
+    let current = norm(q.name);
+    let owner = q.name;
+    let rcode = 0;
+    for (;;) {
+      const data = names.get(current);
+      if (!data) {
+        if (!exists(current)) rcode = 3;
+        break;
+      }
+      const matching: Answer[] = [];
+      let cname: string | undefined;
+      let silent = false;
+      for (const item of data) {
+        if (item === 'TIMEOUT') {
+          silent = matching.length === 0; // the reference driver answers only what it found before TIMEOUT
+          break;
+        }
+        if (item.type === q.type) matching.push(rr(owner, item)!);
+        else if (item.type === 'CNAME' && q.type !== 'CNAME') cname ??= String(item.value);
+      }
+      if (silent) return undefined;
+      if (matching.length > 0 || cname === undefined) {
+        answers.push(...matching.filter((a) => a !== undefined));
+        break;
+      }
+      answers.push(rr(owner, { type: 'CNAME', value: cname })!);
+      visited.add(current);
+      current = norm(cname);
+      owner = current;
+      if (visited.has(current)) break; // a loop: the answer shows it, the resolver must notice
+    }
+    // negative answers carry an SOA, as real servers' do (RFC 2308)
+    const soa: Answer[] = answers.some((a) => a.type === q.type)
+      ? []
+      : [{ name: 'test', type: 'SOA', ttl: 60, data: { mname: 'ns.test', rname: 'hostmaster.test', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 } }];
+    return dnsPacket.encode({
+      type: 'response',
+      id: query.id ?? 0,
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_AVAILABLE | ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | rcode,
+      questions: [q],
+      answers,
+      authorities: soa,
+      additionals: (query.additionals ?? []).some((a) => a.type === 'OPT')
+        ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }]
+        : [],
+    });
+  };
+
+  const handle = (msg: Buffer, udp: boolean): Buffer | undefined => {
+    let query: DecodedPacket;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      return undefined;
+    }
+    const q = query.questions?.[0];
+    if (query.type !== 'query' || !q) return undefined;
+    if (udp) queries.push(`${norm(q.name)} ${q.type}`);
+    const wire = answer(query, q);
+    if (!wire || !udp) return wire;
+    const opt = query.additionals?.find((a) => a.type === 'OPT');
+    const limit = opt && opt.type === 'OPT' ? Math.max(512, opt.udpPayloadSize) : 512;
+    if (wire.length <= limit) return wire;
+    // too big for UDP: TC bit and nothing else, the client asks again over TCP
+    return dnsPacket.encode({ type: 'response', id: query.id ?? 0, flags: dnsPacket.TRUNCATED_RESPONSE | dnsPacket.RECURSION_AVAILABLE, questions: [q] });
+  };
+
+  // UDP and TCP on the same port: bind UDP to an ephemeral port, then try TCP on it
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(0, '127.0.0.1', () => resolve());
+    });
+    const port = udp.address().port;
+    const tcp = net.createServer((socket) => {
+      connections.add(socket);
+      let buffered = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk]);
+        while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+          const msg = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+          buffered = buffered.subarray(2 + msg.length);
+          const out = handle(msg, false);
+          if (!out || socket.destroyed) continue;
+          const prefix = Buffer.alloc(2);
+          prefix.writeUInt16BE(out.length);
+          socket.write(Buffer.concat([prefix, out]));
+        }
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => connections.delete(socket));
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, '127.0.0.1', () => resolve());
+      });
+    } catch {
+      udp.close();
+      continue;
+    }
+    udp.on('message', (msg, peer) => {
+      const out = handle(msg, true);
+      if (out) udp.send(out, peer.port, peer.address);
+    });
+    udp.on('error', () => {});
+    return {
+      address: `127.0.0.1:${port}`,
+      queries,
+      async close() {
+        for (const socket of connections) socket.destroy();
+        await Promise.all([
+          new Promise<void>((resolve) => tcp.close(() => resolve())),
+          new Promise<void>((resolve) => udp.close(() => resolve())),
+        ]);
+      },
+    };
+  }
+  throw new Error('startZoneServer: could not get the same free port for UDP and TCP');
+}
