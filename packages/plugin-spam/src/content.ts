@@ -14,6 +14,7 @@
  * information; what spammers hide in HTML only (invisible text, links) stays reachable
  * through `html` and `urls`, which are built from every HTML part.
  */
+import { randomUUID } from 'node:crypto';
 import PostalMime, { decodeWords, type Email } from 'postal-mime';
 
 /** One header field: the name as written (compare case-insensitively), the value unfolded and RFC 2047-decoded. */
@@ -105,7 +106,7 @@ async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promi
     headers.push({ name: header.originalKey, value: safeDecodeWords(header.value) });
   }
   const html = rawHtmlParts(parser, email);
-  const text = email.text ?? '';
+  const text = email.text ?? (html === '' ? '' : await renderHtmlAsText(html));
   const attachments: AttachmentInfo[] = [];
   for (const attachment of email.attachments) {
     if (attachments.length >= MAX_ATTACHMENTS) break;
@@ -141,6 +142,21 @@ function rawHtmlParts(parser: PostalMime, email: Email): string {
     }
   }
   return parts.join('\n');
+}
+
+/**
+ * postal-mime renders HTML as text only where other parts of the message are plain
+ * text, and does not export its converter; a message whose only text is HTML is
+ * therefore rendered by handing postal-mime that HTML beside an empty plain part.
+ */
+async function renderHtmlAsText(html: string): Promise<string> {
+  const boundary = `mailgate-render-${randomUUID()}`;
+  const wrapper =
+    `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n` +
+    `--${boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n` +
+    `--${boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n--${boundary}--\r\n`;
+  const rendered = await PostalMime.parse(wrapper, { maxNestingDepth: 2, maxRfc822NestingDepth: 0 });
+  return (rendered.text ?? '').replace(/^\n+/, '');
 }
 
 function firstHeader(headers: ReadonlyArray<HeaderField>, name: string): string {
@@ -215,8 +231,8 @@ export function extractUrls(text: string, html: string): string[] {
     if (!add(decodeAttributeEntities(value.trim()))) return [...found];
   }
   for (const match of html.matchAll(TEXT_URL)) {
-    // Links written as text inside HTML (after tags are gone they are in `text` too, but only for HTML-only parts).
-    if (!add(match[0].replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
+    // Links written as text inside HTML (rendered into `text` only where there is no plain alternative).
+    if (!add(decodeAttributeEntities(match[0]).replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
   }
   return [...found];
 }
