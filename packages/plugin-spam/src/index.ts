@@ -1,2 +1,32 @@
-/** @mailgate/plugin-spam — the whole public API. */
-export {};
+/**
+ * @mailgate/plugin-spam — the whole public API: the plugin (default export), its
+ * options schema, the result it leaves on `tx.data.spam`, and the building blocks
+ * (content parsing, Bayes, DNS lists, rules, SPF) for programs that embed them.
+ */
+import { spamPlugin } from './plugin.js';
+
+export { spamPlugin, type SpamResult } from './plugin.js';
+export { spamOptionsSchema, type SpamOptions, type SpamOptionsInput } from './options.js';
+export { spamCommand, SPAM_USAGE } from './commands.js';
+export { SpamChecks, type EnvelopeResult, type ContentResult } from './checks.js';
+export { spamHeaders, type SpamHeader, type HeaderChoice } from './headers.js';
+export {
+  bayesTests,
+  decideAction,
+  spfTest,
+  totalScore,
+  formatScore,
+  BAYES_BAND_NAMES,
+  DEFAULT_BAYES_SCORES,
+  DEFAULT_SPF_SCORES,
+  DEFAULT_SPF_HELO_SCORES,
+  type SpamTest,
+  type SpamAction,
+  type Thresholds,
+} from './score.js';
+export { parseContent, type MessageContent, type ParseContentOptions } from './content.js';
+export { BayesStore, tokenize, type Classification, type LearnOutcome } from './bayes/index.js';
+export { queryIpLists, queryDomainLists, ipListSchema, domainListSchema, type IpList, type DomainList, type DnsListHit, type DnsListResult } from './dnslists.js';
+export { checkSpf, checkSpfHelo, receivedSpfHeader, type SpfQuery, type SpfResult, type SpfResultCode } from './spf/index.js';
+
+export default spamPlugin;

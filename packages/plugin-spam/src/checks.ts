@@ -1,0 +1,244 @@
+/**
+ * Every check of the plugin, as functions from what is known at one step to the tests
+ * that fired. The plugin's taps and `mailgate spam check` both go through here, so a
+ * message scores the same on the command line as in the gateway.
+ *
+ * A check that fails (DNS trouble, a bug, hostile input) adds nothing and is logged: a
+ * broken check must never reject mail, only lose its points.
+ */
+import type { DnsResolver, Logger } from '@mailgate/core';
+import { parseContent, type MessageContent } from './content.js';
+import { domainTargets, queryDomainLists, queryIpLists, type DnsListHit, type DomainCheck, type DomainList, type IpList, type MessageDomains } from './dnslists.js';
+import { checkSpf, checkSpfHelo, type SpfQuery, type SpfResult } from './spf/index.js';
+import { compileRules, evaluateRules } from './rules.js';
+import type { BayesFile } from './bayes-file.js';
+import type { SpamOptions } from './options.js';
+import {
+  bayesTests,
+  DEFAULT_BAYES_SCORES,
+  DEFAULT_SPF_HELO_SCORES,
+  DEFAULT_SPF_SCORES,
+  spfTest,
+  testName,
+  type BayesBand,
+  type SpamTest,
+  type SpfResultName,
+} from './score.js';
+
+/** What the envelope checks found, before the message. */
+export interface EnvelopeResult {
+  tests: SpamTest[];
+  /** The envelope sender's SPF result, for Received-SPF and rejectFail. */
+  spf?: { result: SpfResult; query: SpfQuery } | undefined;
+}
+
+export interface ContentResult {
+  tests: SpamTest[];
+  content: MessageContent;
+}
+
+type Compiled = ReturnType<typeof compileRules>;
+
+function defined<T>(value: T | undefined): value is T {
+  return value !== undefined;
+}
+
+function withDefaults<K extends string>(defaults: Readonly<Record<K, number>>, overrides: Partial<Record<K, number | undefined>>): Record<K, number> {
+  const out = { ...defaults } as Record<K, number>;
+  for (const [key, value] of Object.entries(overrides) as Array<[K, number | undefined]>) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+export class SpamChecks {
+  private readonly rules: Compiled;
+  private readonly spfScores: Record<SpfResultName, number>;
+  private readonly heloScores: Record<SpfResultName, number>;
+  private readonly bayesScores: Record<BayesBand, number>;
+  private readonly ipLists: IpList[];
+
+  constructor(
+    private readonly options: SpamOptions,
+    private readonly dns: DnsResolver,
+    private readonly log: Logger,
+    private readonly bayes: BayesFile | undefined,
+  ) {
+    this.rules = compileRules(options.rules);
+    this.spfScores = withDefaults(DEFAULT_SPF_SCORES, options.spf.scores);
+    this.heloScores = withDefaults(DEFAULT_SPF_HELO_SCORES, options.spf.heloScores);
+    this.bayesScores = withDefaults(DEFAULT_BAYES_SCORES, options.bayes?.scores ?? {});
+    // An allowlist lowers the score whatever sign its weight was written with.
+    this.ipLists = [...options.dnsbl, ...options.dnswl.map((list) => ({ ...list, weight: -Math.abs(list.weight) }))];
+  }
+
+  /** DNSBL and DNSWL tests for the client's address. */
+  async ipListTests(ip: string, signal?: AbortSignal): Promise<SpamTest[]> {
+    if (this.ipLists.length === 0) return [];
+    const address = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+    return this.guard('dns lists', signal, async (deadline) => {
+      const { hits, problems } = await queryIpLists(address, this.ipLists, this.dns, deadline);
+      this.report('dns lists', problems, { ip });
+      return listTests(hits, 'RCVD_IN', 'client', this.ipLists);
+    }, [], false);
+  }
+
+  /** SPF for the envelope sender and the HELO name, and the sender/HELO domain blocklists. */
+  async envelope(query: SpfQuery, signal?: AbortSignal): Promise<EnvelopeResult> {
+    const [spf, rhsbl] = await Promise.all([this.spf(query, signal), this.envelopeDomainTests(query, signal)]);
+    return { tests: [...spf.tests, ...rhsbl], spf: spf.mailFrom ? { result: spf.mailFrom, query } : undefined };
+  }
+
+  private async spf(query: SpfQuery, signal: AbortSignal | undefined): Promise<{ tests: SpamTest[]; mailFrom?: SpfResult }> {
+    const spf = this.options.spf;
+    if (!spf.enabled) return { tests: [] };
+    const options = { dns: this.dns };
+    const [mailFrom, helo] = await Promise.all([
+      this.guard('spf', signal, (deadline) => checkSpf(query, { ...options, signal: deadline }), undefined),
+      spf.helo && query.helo ? this.guard('spf helo', signal, (deadline) => checkSpfHelo(query, { ...options, signal: deadline }), undefined) : undefined,
+    ]);
+    const tests = [
+      mailFrom ? spfTest(mailFrom.result, 'mailfrom', this.spfScores, mailFrom.domain) : undefined,
+      helo ? spfTest(helo.result, 'helo', this.heloScores, helo.domain) : undefined,
+    ].filter(defined);
+    return mailFrom ? { tests, mailFrom } : { tests };
+  }
+
+  private async envelopeDomainTests(query: SpfQuery, signal: AbortSignal | undefined): Promise<SpamTest[]> {
+    const [sender, helo] = await Promise.all([
+      query.sender ? this.domainTests({ sender: query.sender }, this.options.rhsbl, 'sender', signal) : NONE,
+      query.helo ? this.domainTests({ helo: query.helo }, this.options.rhsbl, 'helo', signal) : NONE,
+    ]);
+    return [...sender, ...helo];
+  }
+
+  /** Rules, Bayes, URI blocklists and the From-domain blocklists for a message's head (at most maxScanSize bytes). */
+  async content(raw: Uint8Array, signal?: AbortSignal): Promise<ContentResult> {
+    const content = await parseContent(raw, { maxBytes: this.options.maxScanSize });
+    const tests: SpamTest[] = [];
+    tests.push(...this.guardSync('rules', () => evaluateRules(this.rules, content).map((t) => ({ name: t.name, score: t.score, describe: t.describe })), []));
+    if (this.bayes) {
+      const store = await this.guard('bayes', signal, () => this.bayes!.current(), undefined);
+      const verdict = store ? this.guardSync('bayes', () => store.classify(content), undefined) : undefined;
+      if (verdict) tests.push(...bayesTests(verdict.probability, this.bayesScores));
+    }
+    const [uri, from] = await Promise.all([this.uriTests(content, signal), this.fromTests(content, signal)]);
+    tests.push(...uri, ...from);
+    return { tests, content };
+  }
+
+  private async uriTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {
+    if (content.urls.length === 0) return [];
+    // A uribl entry is for URL domains whatever its `check` says; an rhsbl entry may include 'uri' too.
+    const lists = [...this.options.uribl.map((l) => ({ ...l, check: URI_ONLY })), ...this.options.rhsbl];
+    return this.domainTests({ urls: content.urls }, lists, 'uri', signal);
+  }
+
+  private async fromTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {
+    const from = fromAddress(content.from);
+    if (!from) return [];
+    return this.domainTests({ from }, this.options.rhsbl, 'from', signal);
+  }
+
+  private async domainTests(where: MessageDomains, lists: DomainList[], check: DomainCheck, signal: AbortSignal | undefined): Promise<SpamTest[]> {
+    const applicable = lists.filter((l) => l.check.includes(check));
+    if (applicable.length === 0) return [];
+    const targets = domainTargets(where, { neverQuery: this.options.neverQuery });
+    if (targets.length === 0) return [];
+    const what = WHAT[check];
+    // The lookups stop at the deadline and return what came in by then: no race, keep the partial answer.
+    return this.guard(`domain lists (${check})`, signal, async (deadline) => {
+      const { hits, problems } = await queryDomainLists(targets, applicable, this.dns, deadline);
+      this.report(`domain lists (${check})`, problems, {});
+      return listTests(hits, check === 'uri' ? 'URIBL' : `RHSBL_${check.toUpperCase()}`, what, applicable);
+    }, [], false);
+  }
+
+  private report(what: string, problems: readonly unknown[], fields: Record<string, unknown>): void {
+    if (problems.length > 0) this.log.warn(`spam: ${what}: ${problems.length} lookup problem(s)`, { ...fields, problems: problems.slice(0, 5) });
+  }
+
+  /**
+   * Run a check with a deadline (dnsTimeout): past it, or when it fails, the check adds
+   * nothing. Only the caller's own signal (the client left, the tap timed out) makes it
+   * throw, with that signal's reason.
+   */
+  private async guard<T>(what: string, signal: AbortSignal | undefined, fn: (deadline: AbortSignal) => Promise<T>, fallback: T, race = true): Promise<T> {
+    signal?.throwIfAborted();
+    const timeout = AbortSignal.timeout(this.options.dnsTimeout);
+    const deadline = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      const result = race ? await untilAborted(fn(deadline), deadline) : await fn(deadline);
+      signal?.throwIfAborted();
+      return result;
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (timeout.aborted) this.log.warn(`spam: ${what} check gave no answer within ${this.options.dnsTimeout} ms, skipped`, {});
+      else this.log.warn(`spam: ${what} check failed, skipped`, { error });
+      return fallback;
+    }
+  }
+
+  private guardSync<T>(what: string, fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (error) {
+      this.log.warn(`spam: ${what} check failed, skipped`, { error });
+      return fallback;
+    }
+  }
+}
+
+const NONE: SpamTest[] = [];
+const URI_ONLY: DomainCheck[] = ['uri'];
+const WHAT: Record<DomainCheck, string> = { sender: 'sender domain', helo: 'HELO name', from: 'From: domain', uri: 'URL domain' };
+
+/**
+ * One test per list that listed something: several listed URL domains of one list count
+ * once, as in SpamAssassin and rspamd. The points are the list's weight.
+ */
+function listTests(hits: readonly DnsListHit[], prefix: string, what: string, lists: ReadonlyArray<{ name: string; zone: string; weight: number }>): SpamTest[] {
+  const byList = new Map<string, { hit: DnsListHit; listed: string[]; answers: Set<string> }>();
+  for (const hit of hits) {
+    let entry = byList.get(hit.list);
+    if (!entry) byList.set(hit.list, (entry = { hit, listed: [], answers: new Set() }));
+    if (!entry.listed.includes(hit.listed)) entry.listed.push(hit.listed);
+    for (const a of hit.answers) entry.answers.add(a);
+  }
+  return [...byList.values()].map(({ hit, listed, answers }) => {
+    const weight = lists.find((l) => l.name === hit.list)?.weight ?? hit.weight;
+    const more = listed.length > 3 ? ` (+${listed.length - 3})` : '';
+    return {
+      name: testName(prefix, hit.list),
+      score: weight,
+      list: hit.zone,
+      describe: `${what} ${listed.slice(0, 3).join(', ')}${more} listed in ${hit.zone} (${[...answers].slice(0, 3).join(', ')})`,
+    };
+  });
+}
+
+/** The address of a From field as written (`Ann <ann@example.com>`, `ann@example.com`). */
+export function fromAddress(from: string): string | undefined {
+  const address = (/<([^<>]*)>\s*$/.exec(from)?.[1] ?? from).trim();
+  return address.includes('@') ? address : undefined;
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts (the work behind `promise` may go on). */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(signal.reason as unknown);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason as unknown);
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The options of @mailgate/plugin-spam (`with:` in YAML), validated before any port
+ * opens. With no option at all the plugin is useful and safe: header and body rules
+ * and SPF score, messages at 5 points are tagged, at 15 rejected; no DNS list is
+ * queried until one is configured (public lists have usage terms and need a resolver
+ * of one's own, see the README).
+ */
+import { z } from 'zod';
+import { durationSchema, sizeSchema } from '@mailgate/core';
+import { domainListSchema, ipListSchema } from './dnslists.js';
+import { rulesConfigSchema } from './rules.js';
+import { cidrError } from './networks.js';
+import { BAYES_BAND_NAMES, SPF_RESULTS, type BayesBand, type SpfResultName } from './score.js';
+
+const points = z.number({ error: 'expected a number of points' }).finite();
+
+function scoresOf<K extends string>(keys: readonly K[]) {
+  return z.strictObject(Object.fromEntries(keys.map((k) => [k, points.optional()])) as Record<K, z.ZodOptional<typeof points>>);
+}
+
+const spfObject = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Refuse at RCPT with 550 5.7.23 when the envelope sender's SPF result is fail (policyd-spf's default; off here, as in SpamAssassin). */
+  rejectFail: z.boolean().default(false),
+  /** Also check the HELO identity (SPF_HELO_* tests). */
+  helo: z.boolean().default(true),
+  /** Add a Received-SPF: header (RFC 7208 §9.1) to the messages scanned. */
+  header: z.boolean().default(true),
+  /** Points per result, replacing the defaults (SPF_PASS, SPF_FAIL …). */
+  scores: scoresOf<SpfResultName>(SPF_RESULTS).prefault({}),
+  /** Points per result for the HELO identity (SPF_HELO_*). */
+  heloScores: scoresOf<SpfResultName>(SPF_RESULTS).prefault({}),
+});
+
+/** `spf: false` turns SPF off, `spf: true` or an object turns it on. */
+const spfSchema = z.preprocess((value) => (typeof value === 'boolean' ? { enabled: value } : value), spfObject);
+
+const bayesSchema = z.strictObject({
+  /** The token database, relative to the config file's directory. Written by `mailgate spam train`. */
+  file: z.string().min(1, { error: 'must not be empty' }),
+  /** Points per band, replacing the defaults (BAYES_00 … BAYES_99, BAYES_999). */
+  scores: scoresOf<BayesBand>(BAYES_BAND_NAMES).prefault({}),
+  /** Spams and hams that must have been learned before Bayes scores anything (SpamAssassin's bayes_min_spam_num / bayes_min_ham_num). */
+  minSpam: z.int().min(0).default(200),
+  minHam: z.int().min(0).default(200),
+  /** How often the running gateway looks for a newer file (after `mailgate spam train`). */
+  reloadInterval: durationSchema.default(60_000),
+});
+
+const headersSchema = z.strictObject({
+  /** X-Spam-Status: Yes|No, score=… required=… tests=… */
+  status: z.boolean().default(true),
+  /** X-Spam-Score: 7.3 */
+  score: z.boolean().default(true),
+  /** X-Spam-Flag: YES, on messages at or over `tag` only. */
+  flag: z.boolean().default(true),
+  /** X-Spam-Level: one * per whole point (for Sieve/procmail rules written for SpamAssassin). */
+  level: z.boolean().default(false),
+  /** X-Spam-Report: every check that fired with its points and description. */
+  report: z.boolean().default(false),
+});
+
+const cidr = z.string().superRefine((text, ctx) => {
+  const error = cidrError(text);
+  if (error) ctx.addIssue({ code: 'custom', message: error });
+});
+
+// eslint-disable-next-line no-control-regex
+const singleLine = z.string().min(1).max(200).regex(/^[^\x00-\x1f\x7f]*$/, { error: 'must be a single line without control characters' });
+
+export const spamOptionsSchema = z
+  .strictObject({
+    /** Messages at or over this score get X-Spam-Flag: YES (SpamAssassin's required_score). */
+    tag: points.default(5),
+    /** Refuse messages at or over this score (550 5.7.1); false: never refuse. */
+    reject: z.union([points, z.literal(false)], { error: 'expected a number of points or false' }).default(15),
+    /** Answer 451 4.7.1 (try later) at or over this score and under `reject` (rspamd's soft reject). */
+    tempfail: points.optional(),
+    /** IP blocklists (RFC 5782): the client's address is looked up at connect. */
+    dnsbl: z.array(ipListSchema).default([]),
+    /** IP allowlists: a listing lowers the score by the entry's weight. */
+    dnswl: z.array(ipListSchema).default([]),
+    /** Domain blocklists for the envelope sender, HELO name and From: domain (see `check`). */
+    rhsbl: z.array(domainListSchema).default([]),
+    /** Domain blocklists for the domains of the URLs in the message (SURBL, URIBL, Spamhaus DBL). */
+    uribl: z.array(domainListSchema).default([]),
+    /** Domains never looked up in rhsbl/uribl lists (your own, big senders); each covers its subdomains. */
+    neverQuery: z.array(z.string().min(1).max(253)).default([]),
+    /** Longest wait for DNS list and SPF answers at one step; later answers are ignored (no points). */
+    dnsTimeout: durationSchema.default(10_000),
+    spf: spfSchema.prefault({}),
+    /** Header and body rules: the defaults, per-rule score overrides, custom rules. */
+    rules: rulesConfigSchema.prefault({}),
+    /** The trainable Bayesian classifier; off without a file. */
+    bayes: bayesSchema.optional(),
+    /** Larger messages get no content checks (rules, Bayes, URI lists), like spamc's 500 KB limit. */
+    maxScanSize: sizeSchema.default(512 * 1024),
+    /** Do not score clients that authenticated (submission). */
+    skipAuthenticated: z.boolean().default(true),
+    /** Clients in these networks are never scored (your own relays, monitoring). */
+    trustedNetworks: z.array(cidr).default([]),
+    headers: headersSchema.prefault({}),
+    /** The text of the 550 after DATA. */
+    rejectMessage: singleLine.default('Message rejected as spam'),
+    /** The text of the 451 after DATA (tempfail band). */
+    tempfailMessage: singleLine.default('Message looks like spam, try again later'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.reject !== false && o.reject <= o.tag) {
+      ctx.addIssue({ code: 'custom', path: ['reject'], message: `must be greater than tag (${o.tag}), or false` });
+    }
+    if (o.tempfail !== undefined) {
+      if (o.tempfail < o.tag) ctx.addIssue({ code: 'custom', path: ['tempfail'], message: `must be at least tag (${o.tag})` });
+      if (o.reject !== false && o.tempfail >= o.reject) {
+        ctx.addIssue({ code: 'custom', path: ['tempfail'], message: `must be less than reject (${o.reject})` });
+      }
+    }
+  });
+
+export type SpamOptions = z.output<typeof spamOptionsSchema>;
+export type SpamOptionsInput = z.input<typeof spamOptionsSchema>;

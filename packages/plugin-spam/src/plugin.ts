@@ -1,0 +1,252 @@
+/**
+ * @mailgate/plugin-spam: the taps. The flow is postscreen's and SpamAssassin's put
+ * together:
+ *
+ * - `connect`: the client's DNSBL/DNSWL lookups START (nobody waits for them yet);
+ * - `mail`: SPF and the sender/HELO domain blocklists start;
+ * - `rcpt`: they are awaited; a client whose envelope score alone reaches `reject` is
+ *   refused here (550 5.7.1 naming the lists), before it sends a byte of message, and so
+ *   is an SPF fail when `spf.rejectFail` is on (550 5.7.23);
+ * - `data`: the head of the message (at most maxScanSize) is parsed; rules, Bayes, URI
+ *   and From-domain lists run; the total decides: headers, 451 or 550.
+ *
+ * The result is left on `tx.data.spam` for the plugins after this one (storage may file
+ * tagged mail into a Junk folder).
+ */
+import { resolve } from 'node:path';
+import { definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Session, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
+import { BayesFile } from './bayes-file.js';
+import { SpamChecks, untilAborted, type EnvelopeResult } from './checks.js';
+import { spamCommand } from './commands.js';
+import { spamHeaders } from './headers.js';
+import { NetworkList } from './networks.js';
+import { spamOptionsSchema, type SpamOptions } from './options.js';
+import { readStreamHead } from './read-head.js';
+import { decideAction, formatScore, totalScore, type SpamAction, type SpamTest } from './score.js';
+import { receivedSpfHeader } from './spf/index.js';
+
+/** What the plugin concluded about a message, on `tx.data.spam`. */
+export interface SpamResult {
+  /** Sum of the points of `tests` (0 when skipped). */
+  score: number;
+  /** Every check that fired, envelope checks first. */
+  tests: SpamTest[];
+  /** score >= tag: the message carries X-Spam-Flag: YES. */
+  flagged: boolean;
+  action: SpamAction;
+  /** Why the message was not scored at all: an authenticated or trusted client. */
+  skipped?: 'authenticated' | 'trusted';
+  /** False when the message was over maxScanSize: only the envelope checks scored it. */
+  contentChecked: boolean;
+}
+
+declare module '@mailgate/core' {
+  interface TransactionData {
+    /** Set by @mailgate/plugin-spam at `data`. */
+    spam?: SpamResult;
+  }
+}
+
+interface SessionState {
+  trusted: boolean;
+  /** Started at connect; every transaction of the session shares it. */
+  ipTests: Promise<SpamTest[]> | undefined;
+  /** Aborted at disconnect: lookups nobody will read stop. */
+  gone: AbortController;
+}
+
+interface TxState {
+  envelope: Promise<EnvelopeResult>;
+  /** The RCPT answer, the same for every recipient of the transaction. */
+  decision: Promise<Verdict | undefined> | undefined;
+}
+
+const NO_TESTS: SpamTest[] = [];
+const NO_ENVELOPE: EnvelopeResult = { tests: [] };
+
+export const spamPlugin = definePlugin({
+  name: '@mailgate/plugin-spam',
+  core: '0.x',
+  options: spamOptionsSchema,
+  commands: { spam: spamCommand },
+  async setup({ tap, options, gateway, log, configDir }) {
+    const bayes = options.bayes
+      ? await BayesFile.open(resolve(configDir, options.bayes.file), {
+          reloadInterval: options.bayes.reloadInterval,
+          log,
+          store: { minSpam: options.bayes.minSpam, minHam: options.bayes.minHam },
+        }).catch((error: unknown) => {
+          throw new Error(`bayes.file: ${error instanceof Error ? error.message : String(error)}`);
+        })
+      : undefined;
+    const spam = new SpamFilter(options, gateway, log, new SpamChecks(options, gateway.dns, log, bayes));
+    tap('connect', (session) => spam.connect(session));
+    tap('mail', (session, tx) => spam.mail(session, tx));
+    tap('rcpt', (session, tx, _rcpt, call) => spam.rcpt(session, tx, call));
+    tap('data', (session, tx, call) => spam.data(session, tx, call));
+    tap('disconnect', (session) => spam.disconnect(session));
+  },
+});
+
+class SpamFilter {
+  private readonly sessions = new WeakMap<Session, SessionState>();
+  private readonly transactions = new WeakMap<Transaction, TxState>();
+  private readonly trusted: NetworkList;
+
+  constructor(
+    private readonly options: SpamOptions,
+    private readonly gateway: PluginGatewayView,
+    private readonly log: Logger,
+    private readonly checks: SpamChecks,
+  ) {
+    this.trusted = new NetworkList(options.trustedNetworks);
+  }
+
+  connect(session: Session): undefined {
+    this.state(session);
+    return undefined;
+  }
+
+  mail(session: Session, tx: Transaction): undefined {
+    if (this.skipped(session)) return undefined;
+    this.txState(session, tx);
+    return undefined;
+  }
+
+  async rcpt(session: Session, tx: Transaction, call: TapContext): Promise<Verdict | undefined> {
+    if (this.skipped(session)) return undefined;
+    const state = this.txState(session, tx);
+    // Computed once per transaction, without this call's signal: the next recipient reuses it.
+    state.decision ??= this.envelopeDecision(session, state);
+    return untilAborted(state.decision, call.signal);
+  }
+
+  async data(session: Session, tx: Transaction, call: TapContext): Promise<Verdict | undefined> {
+    const skipped = this.skipped(session);
+    if (skipped) {
+      tx.data.spam = { score: 0, tests: [], flagged: false, action: 'accept', skipped, contentChecked: false };
+      return undefined;
+    }
+    const message = tx.message;
+    if (!message) return undefined;
+    const started = performance.now();
+    const state = this.txState(session, tx);
+    const [ipTests, envelope] = await Promise.all([this.ipTests(session), state.envelope.catch(() => NO_ENVELOPE)]);
+    const tests = [...ipTests, ...envelope.tests];
+
+    const limit = this.options.maxScanSize;
+    const contentChecked = message.size <= limit;
+    if (contentChecked) {
+      try {
+        // The size is known, but read no more than the limit whatever it says.
+        const { bytes } = await readStreamHead(message.stream(), limit, call.signal);
+        tests.push(...(await this.checks.content(bytes, call.signal)).tests);
+      } catch (error) {
+        if (call.signal.aborted) throw error;
+        this.log.warn('spam: content checks failed, skipped', { session: session.id, tx: tx.id, error });
+      }
+    }
+
+    const score = totalScore(tests);
+    const action = decideAction(score, this.options);
+    const flagged = score >= this.options.tag;
+    tx.data.spam = { score, tests, flagged, action, contentChecked };
+    this.log.info('spam: scanned', {
+      session: session.id,
+      tx: tx.id,
+      client: session.remoteAddress,
+      score,
+      action,
+      tests: tests.map((t) => `${t.name}=${formatScore(t.score)}`).join(','),
+      size: message.size,
+      contentChecked,
+      ms: Math.round(performance.now() - started),
+    });
+
+    if (action === 'reject') {
+      return reject(this.options.rejectMessage, { code: 550, enhanced: '5.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.reject}` });
+    }
+    if (action === 'tempfail') {
+      return tempfail(this.options.tempfailMessage, { code: 451, enhanced: '4.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.tempfail}` });
+    }
+    this.addHeaders(tx, envelope, { score, tests, flagged });
+    return undefined;
+  }
+
+  disconnect(session: Session): void {
+    const state = this.sessions.get(session);
+    state?.gone.abort();
+  }
+
+  // --- helpers -------------------------------------------------------------------------
+
+  private state(session: Session): SessionState {
+    let state = this.sessions.get(session);
+    if (!state) {
+      const trusted = this.trusted.has(session.remoteAddress);
+      state = { trusted, ipTests: undefined, gone: new AbortController() };
+      // Like postscreen: the lookups run while the client says hello; nobody waits yet.
+      if (!trusted) state.ipTests = this.checks.ipListTests(session.remoteAddress, state.gone.signal).catch(() => NO_TESTS);
+      this.sessions.set(session, state);
+    }
+    return state;
+  }
+
+  private ipTests(session: Session): Promise<SpamTest[]> {
+    return this.state(session).ipTests ?? Promise.resolve(NO_TESTS);
+  }
+
+  private skipped(session: Session): SpamResult['skipped'] {
+    if (this.state(session).trusted) return 'trusted';
+    if (this.options.skipAuthenticated && session.user !== undefined) return 'authenticated';
+    return undefined;
+  }
+
+  private txState(session: Session, tx: Transaction): TxState {
+    let state = this.transactions.get(tx);
+    if (!state) {
+      const query = { ip: session.remoteAddress, sender: tx.senderText, helo: session.heloName ?? '', receiver: this.gateway.hostname };
+      const envelope = this.checks.envelope(query, this.state(session).gone.signal).catch(() => NO_ENVELOPE);
+      state = { envelope, decision: undefined };
+      this.transactions.set(tx, state);
+    }
+    return state;
+  }
+
+  private async envelopeDecision(session: Session, state: TxState): Promise<Verdict | undefined> {
+    const [ipTests, envelope] = await Promise.all([this.ipTests(session), state.envelope]);
+    const spf = envelope.spf?.result;
+    if (this.options.spf.rejectFail && spf?.result === 'fail') {
+      const why = spf.explanation ? `: ${spf.explanation}` : '';
+      return reject(`SPF check failed for ${spf.domain || 'the sender domain'}${why}`.slice(0, 400), {
+        code: 550,
+        enhanced: '5.7.23',
+        reason: `spam: SPF fail for ${envelope.spf!.query.sender || '<>'} from ${session.remoteAddress}${spf.mechanism ? ` (${spf.mechanism})` : ''}`,
+      });
+    }
+    const reject_ = this.options.reject;
+    const tests = [...ipTests, ...envelope.tests];
+    const score = totalScore(tests);
+    if (reject_ === false || score < reject_) return undefined;
+    const zones = [...new Set(tests.filter((t) => t.list !== undefined && t.score > 0).map((t) => t.list!))];
+    const text = zones.length > 0 ? `Service unavailable; client [${session.remoteAddress}] blocked using ${zones.join(', ')}` : `Service unavailable; client [${session.remoteAddress}] refused (envelope score ${formatScore(score)})`;
+    return reject(text, {
+      code: 550,
+      enhanced: '5.7.1',
+      reason: `spam: envelope score ${formatScore(score)} >= ${reject_}: ${tests.map((t) => `${t.name}=${formatScore(t.score)}`).join(',')}`,
+    });
+  }
+
+  private addHeaders(tx: Transaction, envelope: EnvelopeResult, result: { score: number; tests: SpamTest[]; flagged: boolean }): void {
+    const message = tx.message!;
+    if (this.options.spf.header && envelope.spf) {
+      try {
+        message.prependHeader('Received-SPF', receivedSpfHeader(envelope.spf.result, envelope.spf.query, this.gateway.hostname));
+      } catch (error) {
+        this.log.warn('spam: cannot add Received-SPF', { tx: tx.id, error });
+      }
+    }
+    // prependRawHeader puts each header on top: add them bottom first.
+    for (const header of spamHeaders(result, this.options.tag, this.options.headers).reverse()) message.prependRawHeader(header.name, header.value);
+  }
+}
