@@ -100,7 +100,10 @@ const ABORTED = Symbol('aborted');
 /** `promise`, or ABORTED as soon as `signal` fires; the listener is removed either way. */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.resolve(ABORTED);
+  if (signal.aborted) {
+    promise.catch(() => {}); // nobody waits for it any more: its failure must not go unhandled
+    return Promise.resolve(ABORTED);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = (): void => resolve(ABORTED);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -125,6 +128,8 @@ function errorCode(err: unknown): string | undefined {
 async function lookUp(lookup: Lookup, dns: DnsListResolver, signal: AbortSignal | undefined): Promise<Outcome> {
   const { list, query, listed } = lookup;
   const base = { list: list.name, zone: list.zone, query, listed };
+  // an already aborted call sends nothing
+  if (signal?.aborted) return { problem: { ...base, kind: 'aborted', message: `${list.name}: lookup of ${query} aborted` } };
   let answers: string[] | typeof ABORTED;
   try {
     answers = await unlessAborted(dns.resolve(query, 'A'), signal);
