@@ -12,13 +12,15 @@ const LABEL = /^[\x21-\x2d\x2f-\x5b\x5d-\x7e]{1,63}$/;
 const DOMAIN_END = /\.(?:[a-z0-9]*[a-z][a-z0-9]*|[a-z0-9]+-[a-z0-9-]*[a-z0-9])\.?$/i;
 
 /**
- * §4.3: a malformed domain (empty or over-long label, over 253 octets, a domain literal,
- * a single label) is not checked: the result is "none".
+ * §4.3: a malformed domain (empty or over-long label, over 253 octets, a single label)
+ * is not checked: the result is "none". So are a domain literal ("[192.0.2.1]") and a
+ * bare address, which a client may give as HELO but which no one can publish SPF for.
  */
 export function isCheckableDomain(domain: string): boolean {
   const name = domain.endsWith('.') ? domain.slice(0, -1) : domain;
-  if (name.length === 0 || name.length > 253) return false;
+  if (name.length === 0 || name.length > 253 || name.startsWith('[')) return false;
   const labels = name.split('.');
+  if (/^\d+$/.test(labels.at(-1) ?? '')) return false;
   return labels.length >= 2 && labels.every((label) => LABEL.test(label));
 }
 
