@@ -6,15 +6,16 @@
 import { DnsResolver } from '@mailgate/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSpf, checkSpfHelo, type SpfOptions, type SpfQuery } from '../../src/spf/index.js';
-import { startZoneServer, type SuiteZone, type ZoneServer } from './zone-server.js';
+import { startZoneServer, type SuiteRecord, type SuiteZone, type ZoneServer } from './zone-server.js';
 
-const many = (n: number, f: (i: number) => string): string[] => Array.from({ length: n }, (_, i) => f(i));
+const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+const names = (n: number, f: (i: number) => [string, SuiteRecord[]]): SuiteZone => Object.fromEntries(many(n, f));
 
 const zone: SuiteZone = {
   // 10,000 terms that each cause a lookup: over TCP (too big for UDP), stopped at 10
   'huge.test': [{ TXT: `v=spf1 ${many(10_000, () => 'a').join(' ')} -all` }, { A: '192.0.2.200' }],
   // an include chain 100 deep, a self-include, a redirect ping-pong
-  ...Object.fromEntries(many(100, (i) => i).map((i) => [`l${i}.chain.test`, [{ TXT: `v=spf1 include:l${i + 1}.chain.test -all` }]])),
+  ...names(100, (i) => [`l${i}.chain.test`, [{ TXT: `v=spf1 include:l${i + 1}.chain.test -all` }]]),
   'self.test': [{ TXT: 'v=spf1 include:self.test -all' }],
   'ping.test': [{ TXT: 'v=spf1 redirect=pong.test' }],
   'pong.test': [{ TXT: 'v=spf1 redirect=ping.test' }],
@@ -24,12 +25,12 @@ const zone: SuiteZone = {
   'via-cname.test': [{ CNAME: 'policy.test' }],
   'policy.test': [{ TXT: 'v=spf1 ip4:192.0.2.1 -all' }],
   // 500 MX hosts; 500 PTR names; 1,000 A records
-  'manymx.test': [{ TXT: 'v=spf1 mx -all' }, ...many(500, (i) => ({ MX: [i, `mx${i}.manymx.test`] }))],
-  ...Object.fromEntries(many(500, (i) => [`mx${i}.manymx.test`, [{ A: '192.0.2.1' }]])),
-  '1.2.0.192.in-addr.arpa': many(500, (i) => ({ PTR: `h${i}.ptr.test` })),
-  ...Object.fromEntries(many(500, (i) => [`h${i}.ptr.test`, [{ A: '192.0.2.1' }]])),
+  'manymx.test': [{ TXT: 'v=spf1 mx -all' }, ...many(500, (i): SuiteRecord => ({ MX: [i, `mx${i}.manymx.test`] }))],
+  ...names(500, (i) => [`mx${i}.manymx.test`, [{ A: '192.0.2.1' }]]),
+  '1.2.0.192.in-addr.arpa': many(500, (i): SuiteRecord => ({ PTR: `h${i}.ptr.test` })),
+  ...names(500, (i) => [`h${i}.ptr.test`, [{ A: '192.0.2.1' }]]),
   'ptr.test': [{ TXT: 'v=spf1 ptr:h499.ptr.test ptr -all' }],
-  'manya.test': [{ TXT: 'v=spf1 a -all' }, ...many(1000, (i) => ({ A: `10.0.${i >> 8}.${i & 255}` })), { A: '192.0.2.1' }],
+  'manya.test': [{ TXT: 'v=spf1 a -all' }, ...many(1000, (i): SuiteRecord => ({ A: `10.0.${i >> 8}.${i & 255}` })), { A: '192.0.2.1' }],
   // voids and lookups for the configurable limits
   'voids.test': [{ TXT: 'v=spf1 a:none1.test a:none2.test ?all' }],
   'two.test': [{ TXT: 'v=spf1 a a ?all' }, { A: '192.0.2.200' }],
