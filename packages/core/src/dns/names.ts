@@ -5,10 +5,11 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { DnsError } from './errors.js';
 
-// Printable ASCII without the dot and the backslash. dns-packet writes labels verbatim;
-// a label over 63 octets would be encoded as a compression pointer, so it is refused
-// here instead of producing a corrupt query.
-const LABEL = /^[\x21-\x2d\x2f-\x5b\x5d-\x7e]{1,63}$/;
+// Printable ASCII and the space, without the dot and the backslash. Any octet may be in a
+// label (RFC 2181 §11) and names built by macros (SPF's exists:%{...}, RFC 7208 §7) can hold
+// spaces; dns-packet writes labels verbatim. A label over 63 octets would be encoded as a
+// compression pointer, so it is refused here instead of producing a corrupt query.
+const LABEL = /^[\x20-\x2d\x2f-\x5b\x5d-\x7e]{1,63}$/;
 
 /**
  * Lower-case `name` and drop one trailing dot. Throws `DnsError('BADNAME')` for names that

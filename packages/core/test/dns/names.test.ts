@@ -10,6 +10,9 @@ describe('names', () => {
   it('normalizes case and one trailing dot', () => {
     expect(normalizeName('Mail.Example.TEST.')).toBe('mail.example.test');
     expect(normalizeName('_dmarc.example.test')).toBe('_dmarc.example.test');
+    // RFC 2181 §11: any octet may be in a label; SPF macros can produce spaces
+    expect(normalizeName('Macro Space.example.test')).toBe('macro space.example.test');
+    expect(() => normalizeName('tab\there.test')).toThrow(DnsError);
     expect(() => normalizeName('example..test')).toThrow(DnsError);
     expect(() => normalizeName(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}`)).toThrow(DnsError);
     expect(normalizeName(`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`)).toHaveLength(253);

@@ -15,10 +15,7 @@ const SUITE = fileURLToPath(new URL('../../../../../shared/data/spf/rfc7208-test
 /**
  * Tests that cannot pass, with the reason. Keyed "scenario description / test name".
  */
-const SKIP: Record<string, string> = {
-  'Macro expansion rules / macro-mania-in-domain':
-    'the expanded name "macro%percent  space%20url-space.example.com" has spaces; the core DnsResolver refuses such names (BADNAME) before sending, so the A lookup cannot be made',
-};
+const SKIP: Record<string, string> = {};
 
 interface SuiteTest {
   description?: string;
