@@ -164,7 +164,7 @@ export const BUILTIN_RULES: readonly BuiltinRule[] = [
     test: (ctx) => {
       if (ctx.input.truncated || ctx.input.attachments.length > 0 || !isBlank(ctx.input.text)) return false;
       const html = statsOf(ctx);
-      return html.textLength === 0 && html.images === 0;
+      return !html.visible && html.images === 0;
     },
   },
   // rspamd's names: SpamAssassin leaves attachments to ClamAV and plugins
