@@ -14,7 +14,6 @@
  * information; what spammers hide in HTML only (invisible text, links) stays reachable
  * through `html` and `urls`, which are built from every HTML part.
  */
-import { randomUUID } from 'node:crypto';
 import PostalMime, { decodeWords, type Email } from 'postal-mime';
 
 /** One header field: the name as written (compare case-insensitively), the value unfolded and RFC 2047-decoded. */
@@ -95,10 +94,39 @@ function skipMboxFromLine(raw: Uint8Array): Uint8Array {
   return end < 0 ? raw.subarray(raw.length) : raw.subarray(end + 1);
 }
 
-type TextEntries = Map<unknown, { html?: Array<{ type: string; value: unknown }> }>;
+type TextEntryItems = Array<{ type: string; value: unknown }>;
+type TextEntries = Map<unknown, { plain?: TextEntryItems; html?: TextEntryItems }>;
+
+/**
+ * postal-mime with our own rendering of `text`. Its renderer turns HTML into text with
+ * regexes that take quadratic time on crafted HTML (60 000 unclosed `<a href=` take
+ * 45 s), and it renders an HTML-only message as no text at all. This override (of an
+ * internal method, stable across 4.x; if it ever stops being called, postal-mime's own
+ * rendering is used) takes each part's plain text, or its HTML through htmlToText.
+ */
+class ContentParser extends PostalMime {
+  renderTextContent(): void {
+    const self = this as unknown as { textMap?: unknown; textContent?: Record<string, string> };
+    if (!(self.textMap instanceof Map)) {
+      (PostalMime.prototype as unknown as { renderTextContent?: () => void }).renderTextContent?.call(this);
+      return;
+    }
+    const parts: string[] = [];
+    for (const entry of (self.textMap as TextEntries).values()) {
+      const plain = (entry.plain ?? []).filter(isText);
+      if (plain.length > 0) for (const item of plain) parts.push(item.value);
+      else for (const item of (entry.html ?? []).filter(isText)) parts.push(htmlToText(item.value));
+    }
+    self.textContent = parts.length > 0 ? { plain: parts.join('\n') } : {};
+  }
+}
+
+function isText(item: { type: string; value: unknown }): item is { type: 'text'; value: string } {
+  return item.type === 'text' && typeof item.value === 'string';
+}
 
 async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promise<MessageContent> {
-  const parser = new PostalMime({ maxNestingDepth: MAX_NESTING_DEPTH, maxRfc822NestingDepth: 3 });
+  const parser = new ContentParser({ maxNestingDepth: MAX_NESTING_DEPTH, maxRfc822NestingDepth: 3 });
   const email: Email = await parser.parse(bytes);
   const headers: HeaderField[] = [];
   for (const header of email.headers) {
@@ -106,7 +134,7 @@ async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promi
     headers.push({ name: header.originalKey, value: safeDecodeWords(header.value) });
   }
   const html = rawHtmlParts(parser, email);
-  const text = email.text ?? (html === '' ? '' : await renderHtmlAsText(html));
+  const text = email.text ?? '';
   const attachments: AttachmentInfo[] = [];
   for (const attachment of email.attachments) {
     if (attachments.length >= MAX_ATTACHMENTS) break;
@@ -144,19 +172,93 @@ function rawHtmlParts(parser: PostalMime, email: Email): string {
   return parts.join('\n');
 }
 
+const BLOCK_TAGS = new Set(['br', 'p', 'div', 'tr', 'li', 'ul', 'ol', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote', 'pre', 'title', 'dd', 'dt']);
+/** A tag cannot contain '<': this keeps each match attempt from scanning past the next tag (linear time). */
+const TAG = /<(\/?)([a-z][a-z0-9]*)\b[^<>]*>|<![^<>]*>|<\?[^<>]*>/gi;
+
 /**
- * postal-mime renders HTML as text only where other parts of the message are plain
- * text, and does not export its converter; a message whose only text is HTML is
- * therefore rendered by handing postal-mime that HTML beside an empty plain part.
+ * HTML as a reader sees it, in linear time: comments, scripts and styles dropped,
+ * block tags turned into line breaks, inline tags into nothing (so "V<b></b>iagra"
+ * reads "Viagra", as it does on screen), entities decoded.
  */
-async function renderHtmlAsText(html: string): Promise<string> {
-  const boundary = `mailgate-render-${randomUUID()}`;
-  const wrapper =
-    `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n` +
-    `--${boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n` +
-    `--${boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n--${boundary}--\r\n`;
-  const rendered = await PostalMime.parse(wrapper, { maxNestingDepth: 2, maxRfc822NestingDepth: 0 });
-  return (rendered.text ?? '').replace(/^\n+/, '');
+export function htmlToText(html: string): string {
+  let visible = removeBetween(html, '<!--', '-->');
+  visible = removeElement(visible, 'script');
+  visible = removeElement(visible, 'style');
+  visible = removeElement(visible, 'head');
+  const text = visible.replace(TAG, (_whole, _slash: string | undefined, name: string | undefined) =>
+    name !== undefined && BLOCK_TAGS.has(name.toLowerCase()) ? '\n' : '',
+  );
+  return decodeEntities(text)
+    .replace(/[ \t\r\f\v\u00a0]+/g, ' ')
+    .replace(/ ?\n[\s]*/g, '\n')
+    .trim();
+}
+
+/** Drop every `open`…`close` span (and an unclosed one to the end), by indexOf: no regex backtracking. */
+function removeBetween(text: string, open: string, close: string): string {
+  let result = '';
+  let at = 0;
+  const lower = text.toLowerCase();
+  for (;;) {
+    const start = lower.indexOf(open, at);
+    if (start < 0) return result + text.slice(at);
+    result += text.slice(at, start) + ' ';
+    const end = lower.indexOf(close, start + open.length);
+    if (end < 0) return result;
+    at = end + close.length;
+  }
+}
+
+function removeElement(text: string, name: string): string {
+  let result = '';
+  let at = 0;
+  const lower = text.toLowerCase();
+  for (;;) {
+    const start = lower.indexOf(`<${name}`, at);
+    if (start < 0) return result + text.slice(at);
+    const next = lower.charCodeAt(start + name.length + 1);
+    // "<scripture>" or "<header>" are not the element.
+    if (!(next === 0x3e || next === 0x20 || next === 0x09 || next === 0x0a || next === 0x0d || next === 0x2f || Number.isNaN(next))) {
+      result += text.slice(at, start + 1);
+      at = start + 1;
+      continue;
+    }
+    result += text.slice(at, start) + ' ';
+    const end = lower.indexOf(`</${name}`, start);
+    if (end < 0) return result;
+    const close = lower.indexOf('>', end);
+    at = close < 0 ? text.length : close + 1;
+  }
+}
+
+/** HTML 4's Latin-1 entity names, for the code points 160..255 in order. */
+const LATIN1_ENTITIES = (
+  'nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute micro para ' +
+  'middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde Auml Aring AElig Ccedil Egrave Eacute ' +
+  'Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash Ugrave Uacute Ucirc Uuml Yacute ' +
+  'THORN szlig agrave aacute acirc atilde auml aring aelig ccedil egrave eacute ecirc euml igrave iacute icirc iuml eth ntilde ' +
+  'ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc uuml yacute thorn yuml'
+).split(' ');
+const ENTITIES = new Map<string, string>([
+  ...LATIN1_ENTITIES.map((name, i): [string, string] => [name, String.fromCharCode(160 + i)]),
+  ['amp', '&'], ['lt', '<'], ['gt', '>'], ['quot', '"'], ['apos', "'"], ['euro', '€'], ['trade', '™'],
+  ['mdash', '—'], ['ndash', '–'], ['hellip', '…'], ['bull', '•'], ['lsquo', '‘'], ['rsquo', '’'], ['sbquo', '‚'],
+  ['ldquo', '“'], ['rdquo', '”'], ['bdquo', '„'], ['dagger', '†'], ['permil', '‰'], ['lsaquo', '‹'], ['rsaquo', '›'],
+  ['oelig', 'œ'], ['OElig', 'Œ'], ['scaron', 'š'], ['Scaron', 'Š'], ['zwnj', ''], ['zwj', ''], ['thinsp', ' '],
+  ['ensp', ' '], ['emsp', ' '], ['hearts', '♥'], ['rarr', '→'], ['larr', '←'],
+]);
+
+/** Numeric entities, and the named ones mail uses (HTML 4's set and then some); unknown ones stay as written. */
+function decodeEntities(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z][a-z0-9]{1,7});?/gi, (whole, entity: string) => {
+    if (entity[0] === '#') {
+      const code = entity[1] === 'x' || entity[1] === 'X' ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10);
+      return code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff) ? String.fromCodePoint(code) : whole;
+    }
+    return ENTITIES.get(entity) ?? ENTITIES.get(entity.toLowerCase()) ?? whole;
+  });
 }
 
 function firstHeader(headers: ReadonlyArray<HeaderField>, name: string): string {
@@ -251,16 +353,7 @@ function normalizeUrl(candidate: string): string | undefined {
   }
 }
 
-const NAMED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
-
 /** Entities in attribute values (&amp; between query parameters, obfuscated &#104;ttp). */
 function decodeAttributeEntities(value: string): string {
-  if (!value.includes('&')) return value;
-  return value.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,6});?/gi, (whole, entity: string) => {
-    if (entity[0] === '#') {
-      const code = entity[1] === 'x' || entity[1] === 'X' ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10);
-      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    }
-    return NAMED_ENTITIES[entity.toLowerCase()] ?? whole;
-  });
+  return decodeEntities(value);
 }

@@ -145,6 +145,31 @@ describe('parseContent: structure and encodings', () => {
     expect(content.urls).toContain('http://obfuscated.example.net/');
   });
 
+  it('renders HTML as a reader sees it: inline tags join words, scripts and styles are dropped', async () => {
+    const content = await parseContent(
+      message(
+        'Subject: tricks',
+        'Content-Type: multipart/mixed; boundary="t"',
+        '',
+        '--t',
+        'Content-Type: text/plain',
+        '',
+        'plain part',
+        '--t',
+        'Content-Type: text/html',
+        '',
+        '<style>.x{}</style><script>var hidden = "scriptword";</script><!-- commentword -->',
+        '<div>V<b></b>i<font color=red>agra</font></div><p>second&nbsp;line &amp;&#32;more</p><scripture>kept</scripture>',
+        '--t--',
+        '',
+      ),
+    );
+    expect(content.text).toContain('plain part');
+    expect(content.text).toContain('Viagra\nsecond line & more');
+    expect(content.text).toContain('kept');
+    expect(content.text).not.toMatch(/scriptword|commentword|\.x\{/);
+  });
+
   it('lists attachments with name, type and size, and keeps their content out of the text', async () => {
     const pdf = Buffer.alloc(3000, 7);
     const content = await parseContent(
@@ -283,6 +308,14 @@ describe('parseContent: hostile input', () => {
     const small = await parseContent(concat(head, body.subarray(0, 1000)), { maxBytes: 100 });
     expect(small.truncated).toBe(true);
     expect(small.text.length).toBeLessThan(100);
+  });
+
+  it('handles pathological HTML in linear time', async () => {
+    for (const body of ['<a href='.repeat(60_000), '<a '.repeat(150_000), '<!--'.repeat(100_000), '<script'.repeat(60_000), '&#'.repeat(200_000), '<'.repeat(400_000)]) {
+      const content = await parseContent(message('Subject: x', 'Content-Type: text/html', '', body));
+      expect(content.subject).toBe('x');
+      expect(content.html.length).toBeGreaterThan(0);
+    }
   });
 
   it('bounds the attachment list of a message with thousands of parts', async () => {

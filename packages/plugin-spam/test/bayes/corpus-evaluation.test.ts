@@ -133,7 +133,7 @@ describe.skipIf(!available)('Bayes on the SpamAssassin public corpus', () => {
     );
 
     expect(spamassassin).toMatchObject({ spam: 500, ham: 500 });
-    // Measured: 471/500 spams caught, 1/500 ham flagged, 495/500 hams at p <= 0.1
+    // Measured: 469/500 spams caught, 2/500 hams flagged (both hard ham), 495/500 hams at p <= 0.1
     // (SpamAssassin: 378/500 and 10/500).
     expect(bayes.spamCaught).toBeGreaterThanOrEqual(460);
     expect(bayes.hamFlagged).toBeLessThanOrEqual(3);
