@@ -7,9 +7,9 @@
  * on what they scan), and when postal-mime gives up (absurd nesting, a header block over
  * its limit) a minimal header/body split of our own still yields what rules can use.
  *
- * Text choice: `text` is what postal-mime renders for a reader: every text/plain part,
- * and a text/html part turned into text only where its multipart/alternative (or the
- * message) has no plain part. Both halves of an alternative usually say the same thing,
+ * Text choice: `text` is what a reader sees: every text/plain part, and a text/html
+ * part turned into text (htmlToText below) only where its multipart/alternative (or
+ * the message) has no plain part. Both halves of an alternative usually say the same thing,
  * so adding the HTML rendering as well would double body-rule hits without new
  * information; what spammers hide in HTML only (invisible text, links) stays reachable
  * through `html` and `urls`, which are built from every HTML part.
