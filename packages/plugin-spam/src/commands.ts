@@ -3,7 +3,8 @@
  * and `sa-learn --dump magic` for this plugin, run with the plugin's options from the
  * gateway's config (its Bayes file, rules, lists and DNS servers), without starting it.
  */
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { createLogger, DnsResolver, type PluginCommand, type PluginCommandContext } from '@mailgate/core';
 import { BayesStore } from './bayes/index.js';
 import { BayesFile } from './bayes-file.js';
@@ -62,7 +63,7 @@ export const spamCommand: PluginCommand<SpamOptions> = {
       }
     } catch (error) {
       if (error instanceof UsageError) {
-        write(context.stderr, `mailgate spam: ${error.message}\n\n${SPAM_USAGE}`);
+        write(context.stderr, `mailgate spam: ${error.message}\nRun "mailgate spam --help" for usage.`);
         return 2;
       }
       write(context.stderr, `mailgate spam${sub ? ` ${sub}` : ''}: ${error instanceof Error ? error.message : String(error)}`);
@@ -130,6 +131,8 @@ async function train(args: readonly string[], context: Context): Promise<number>
     if (store.unlearn(await parseContent(message.bytes, { maxBytes: options.maxScanSize }))) counts.forgotten++;
     else counts.unknown++;
   }
+  // Like sa-learn: the database's directory is made on first training.
+  await mkdir(dirname(path), { recursive: true });
   await store.save();
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const parts = [`${counts.learned} learned`, `${counts.relearned} moved to the other label`, `${counts.unchanged} already known`];

@@ -89,9 +89,15 @@ async function* mboxMessages(path: string, maxBytes: number): AsyncGenerator<Cor
   let started = false;
   let previousEmpty = true;
   let rest = Buffer.alloc(0);
-  const finish = (): CorpusMessage | undefined => {
+  const finish = (beforeSeparator: boolean): CorpusMessage | undefined => {
     if (!started) return undefined;
     count++;
+    // The empty line before a "From " line belongs to the separator, not to the message.
+    const last = parts[parts.length - 1];
+    if (beforeSeparator && last && isEmptyLine(last)) {
+      parts.pop();
+      kept -= last.length;
+    }
     const bytes = Buffer.concat(parts, kept);
     parts = [];
     kept = 0;
@@ -110,13 +116,13 @@ async function* mboxMessages(path: string, maxBytes: number): AsyncGenerator<Cor
       const line = data.subarray(start, nl + 1);
       start = nl + 1;
       if (previousEmpty && line.subarray(0, 5).toString('latin1') === 'From ') {
-        const done = finish();
+        const done = finish(true);
         if (done) yield done;
         started = true;
       } else if (started) {
         take(line);
       }
-      previousEmpty = line.length <= 2 && (line[0] === 10 || (line[0] === 13 && line[1] === 10));
+      previousEmpty = isEmptyLine(line);
     }
     rest = Buffer.from(data.subarray(start));
     // A line longer than the kept head need not be kept whole to find the next "From ".
@@ -128,6 +134,10 @@ async function* mboxMessages(path: string, maxBytes: number): AsyncGenerator<Cor
     data = Buffer.alloc(0);
   }
   if (rest.length && started) take(rest);
-  const last = finish();
+  const last = finish(false);
   if (last) yield last;
+}
+
+function isEmptyLine(line: Buffer): boolean {
+  return (line.length === 1 && line[0] === 10) || (line.length === 2 && line[0] === 13 && line[1] === 10);
 }
