@@ -110,11 +110,18 @@ export class SpamChecks {
     return [...sender, ...helo];
   }
 
-  /** Rules, Bayes, URI blocklists and the From-domain blocklists for a message's head (at most maxScanSize bytes). */
-  async content(raw: Uint8Array, signal?: AbortSignal): Promise<ContentResult> {
+  /**
+   * Rules, Bayes, URI blocklists and the From-domain blocklists for a message's head (at
+   * most maxScanSize bytes). `now` is the time of receipt the date rules compare with:
+   * the gateway's clock by default; 'received' takes the date of the topmost Received:
+   * header, as SpamAssassin does for mail checked after the fact (`mailgate spam check`).
+   */
+  async content(raw: Uint8Array, options: { signal?: AbortSignal | undefined; now?: number | 'received' } = {}): Promise<ContentResult> {
+    const { signal } = options;
     const content = await parseContent(raw, { maxBytes: this.options.maxScanSize });
+    const now = options.now === 'received' ? (receivedAt(content) ?? Date.now()) : (options.now ?? Date.now());
     const tests: SpamTest[] = [];
-    tests.push(...this.guardSync('rules', () => evaluateRules(this.rules, content).map((t) => ({ name: t.name, score: t.score, describe: t.describe })), []));
+    tests.push(...this.guardSync('rules', () => evaluateRules(this.rules, content, now).map((t) => ({ name: t.name, score: t.score, describe: t.describe })), []));
     if (this.bayes) {
       const store = await this.guard('bayes', signal, () => this.bayes!.current(), undefined);
       const verdict = store ? this.guardSync('bayes', () => store.classify(content), undefined) : undefined;
@@ -213,6 +220,14 @@ function listTests(hits: readonly DnsListHit[], prefix: string, what: string, li
       describe: `${what} ${listed.slice(0, 3).join(', ')}${more} listed in ${hit.zone} (${[...answers].slice(0, 3).join(', ')})`,
     };
   });
+}
+
+/** The date of the topmost Received: header (after its last ";"), if it has a readable one. */
+export function receivedAt(content: MessageContent): number | undefined {
+  const received = content.headers.find((h) => h.name.toLowerCase() === 'received');
+  const date = received?.value.slice(received.value.lastIndexOf(';') + 1).trim();
+  const time = date ? Date.parse(date.replace(/\s*\([^)]*\)\s*$/, '')) : Number.NaN;
+  return Number.isFinite(time) ? time : undefined;
 }
 
 /** The address of a From field as written (`Ann <ann@example.com>`, `ann@example.com`). */

@@ -214,7 +214,8 @@ async function check(args: readonly string[], context: Context): Promise<number>
     tests.push(...ipTests, ...envelope.tests);
   }
   if (truncated) write(context.stdout, `The message is larger than maxScanSize (${options.maxScanSize} bytes): the gateway would run no content checks on it; only its head is checked here.`);
-  tests.push(...(await checks.content(bytes.subarray(0, options.maxScanSize))).tests);
+  // Dates are judged against the message's own arrival (its top Received: header), as SpamAssassin does.
+  tests.push(...(await checks.content(bytes.subarray(0, options.maxScanSize), { now: 'received' })).tests);
   const score = totalScore(tests);
   const action = decideAction(score, options);
   write(context.stdout, report(tests, score, options, action));

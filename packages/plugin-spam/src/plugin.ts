@@ -140,7 +140,7 @@ class SpamFilter {
       try {
         // The size is known, but read no more than the limit whatever it says.
         const { bytes } = await readStreamHead(message.stream(), limit, call.signal);
-        tests.push(...(await this.checks.content(bytes, call.signal)).tests);
+        tests.push(...(await this.checks.content(bytes, { signal: call.signal })).tests);
       } catch (error) {
         if (call.signal.aborted) throw error;
         this.log.warn('spam: content checks failed, skipped', { session: session.id, tx: tx.id, error });

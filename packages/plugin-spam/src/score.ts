@@ -65,7 +65,14 @@ export const BAYES_BANDS = [
 export type BayesBand = (typeof BAYES_BANDS)[number][0] | 'BAYES_999';
 export const BAYES_BAND_NAMES: readonly BayesBand[] = [...BAYES_BANDS.map((b) => b[0]), 'BAYES_999'];
 
-/** SpamAssassin 4's Bayes points (BAYES_999 fires in addition to BAYES_99, as in SA). */
+/**
+ * Bayes points. The ham side is SpamAssassin 4's; the spam side is higher than SA's
+ * (BAYES_99 3.5, BAYES_999 0.2), closer to rspamd's BAYES_SPAM (up to 5.1): SA adds a
+ * thousand rules on top of Bayes, this plugin a few dozen, so with SA's points a
+ * trained Bayes could hardly ever tag on its own. Measured on the SpamAssassin public
+ * corpus (README): tagged spam 37 % with SA's points, 88 % with these, ham tagged 0.2 %
+ * either way. Bayes alone never reaches the default reject (15).
+ */
 export const DEFAULT_BAYES_SCORES: Readonly<Record<BayesBand, number>> = {
   BAYES_00: -1.9,
   BAYES_05: -0.5,
@@ -73,10 +80,10 @@ export const DEFAULT_BAYES_SCORES: Readonly<Record<BayesBand, number>> = {
   BAYES_40: -0.001,
   BAYES_50: 0.8,
   BAYES_60: 1.5,
-  BAYES_80: 2,
-  BAYES_95: 3,
-  BAYES_99: 3.5,
-  BAYES_999: 0.2,
+  BAYES_80: 2.5,
+  BAYES_95: 3.5,
+  BAYES_99: 4.5,
+  BAYES_999: 0.5,
 };
 
 /** The tests for a Bayes spam probability (one band, plus BAYES_999 at 99.9 % and above). */
