@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, silentLogger, type DnsResolver } from '@mailgate/core';
+import { createGateway, createLogger, silentLogger, type DnsResolver } from '@mailgate/core';
 import { testSession, type TestDnsServer } from '@mailgate/core/testing';
 import { BayesStore, parseContent, spamOptionsSchema, spamPlugin } from '../src/index.js';
 import { dataOf, headerOf, message, spamGateway, startSpamDns, testOptions } from './helpers.js';
@@ -144,6 +144,24 @@ describe('envelope checks at RCPT', () => {
     expect(r.rcptReplies[0]).toMatch(/^550 5\.7\.1 .*blocked using dbl\.example/);
     const h = await transact({}, { helo: 'mx.spammer.example' });
     expect(h.stored[0]!.spam!.tests.map((t) => t.name)).toContain('RHSBL_HELO_DBL_EXAMPLE');
+  });
+
+  it('stop waiting for the lookups when the client leaves during RCPT (the tap signal)', async () => {
+    dns.server.set('66.2.0.192.tarpit.example', { A: ['127.0.0.2'], delayMs: 5_000 });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'debug', format: 'json', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const gateway = createGateway({ hostname: 'mx.test' }, { logger, dns: dns.resolver });
+    await gateway.use(spamPlugin, testOptions({ dnsbl: [{ zone: 'tarpit.example', weight: 20 }], dnsTimeout: '60s' }));
+    const s = await testSession(gateway, { remoteAddress: '192.0.2.66' });
+    await s.send('EHLO client.example\r\nMAIL FROM:<ann@spf-pass.example>\r\n');
+    s.session.feed(Buffer.from('RCPT TO:<bob@example.test>\r\n'));
+    await s.end();
+    // Wait for the log line, not for a time: without the signal it would come only after the 5 s answer.
+    const aborted = () => lines.find((l) => l.msg === 'plugin aborted' && l.plugin === '@mailgate/plugin-spam' && l.hook === 'rcpt');
+    for (let i = 0; i < 200 && !aborted(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(aborted()).toBeDefined();
+    expect(Number(aborted()!.ms)).toBeLessThan(5_000);
+    await gateway.close();
   });
 
   it('never reject for DNS timeouts: the points are only lost', async () => {
