@@ -26,7 +26,19 @@ export {
 } from './score.js';
 export { parseContent, type MessageContent, type ParseContentOptions } from './content.js';
 export { BayesStore, tokenize, type Classification, type LearnOutcome } from './bayes/index.js';
-export { queryIpLists, queryDomainLists, ipListSchema, domainListSchema, type IpList, type DomainList, type DnsListHit, type DnsListResult } from './dnslists.js';
+export {
+  queryIpLists,
+  queryDomainLists,
+  domainTargets,
+  listingText,
+  ipListSchema,
+  domainListSchema,
+  type IpList,
+  type DomainList,
+  type DnsListHit,
+  type DnsListResult,
+} from './dnslists.js';
+export { compileRules, evaluateRules, rulesConfigSchema, ruleSchema, BUILTIN_RULE_NAMES, type CompiledRules, type RuleHit, type RuleInput, type RulesConfigInput } from './rules.js';
 export { checkSpf, checkSpfHelo, receivedSpfHeader, type SpfQuery, type SpfResult, type SpfResultCode } from './spf/index.js';
 
 export default spamPlugin;
