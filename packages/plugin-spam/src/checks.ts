@@ -226,7 +226,10 @@ function listTests(hits: readonly DnsListHit[], prefix: string, what: string, li
 export function receivedAt(content: MessageContent): number | undefined {
   const received = content.headers.find((h) => h.name.toLowerCase() === 'received');
   const date = received?.value.slice(received.value.lastIndexOf(';') + 1).trim();
-  const time = date ? Date.parse(date.replace(/\s*\([^)]*\)\s*$/, '')) : Number.NaN;
+  // A date with its comment is ~60 characters; the comment regex below is quadratic on a
+  // long run of " (" (tried at every position), so longer text is not a date at all.
+  if (!date || date.length > 200) return undefined;
+  const time = Date.parse(date.replace(/\s*\([^)]*\)\s*$/, ''));
   return Number.isFinite(time) ? time : undefined;
 }
 

@@ -326,7 +326,7 @@ export function extractUrls(text: string, html: string): string[] {
     return found.size < MAX_URLS;
   };
   for (const match of text.matchAll(TEXT_URL)) {
-    if (!add(match[0].replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
+    if (!add(trimTrailingPunctuation(match[0]))) return [...found];
   }
   for (const match of html.matchAll(HTML_URL_ATTRIBUTE)) {
     const value = match[1] ?? match[2] ?? match[3] ?? '';
@@ -334,9 +334,22 @@ export function extractUrls(text: string, html: string): string[] {
   }
   for (const match of html.matchAll(TEXT_URL)) {
     // Links written as text inside HTML (rendered into `text` only where there is no plain alternative).
-    if (!add(decodeAttributeEntities(match[0]).replace(/[.,;:!?)\]}>*'"]+$/, ''))) return [...found];
+    if (!add(trimTrailingPunctuation(decodeAttributeEntities(match[0])))) return [...found];
   }
   return [...found];
+}
+
+const TRAILING_PUNCTUATION = new Set('.,;:!?)]}>*\'"');
+
+/**
+ * `url` without trailing sentence punctuation. A loop, not `/[.,;…]+$/`: that regex is
+ * tried at every position of a run of such characters and scans to the run's end each
+ * time, so a link followed by 500 000 dots and a letter took minutes of CPU.
+ */
+function trimTrailingPunctuation(url: string): string {
+  let end = url.length;
+  while (end > 0 && TRAILING_PUNCTUATION.has(url[end - 1]!)) end--;
+  return url.slice(0, end);
 }
 
 function normalizeUrl(candidate: string): string | undefined {
