@@ -57,6 +57,12 @@ interface SessionState {
 
 interface TxState {
   envelope: Promise<EnvelopeResult>;
+  /**
+   * Aborted at `reset`, when the transaction ends however it ends: its SPF and RHSBL
+   * lookups stop. Without it a client looping MAIL FROM / RSET (one line each) started a
+   * full SPF evaluation per loop, each running on for up to dnsTimeout: lookups without bound.
+   */
+  ended: AbortController;
   /** The RCPT answer, the same for every recipient of the transaction. */
   decision: Promise<Verdict | undefined> | undefined;
 }
@@ -84,6 +90,7 @@ export const spamPlugin = definePlugin({
     tap('mail', (session, tx) => spam.mail(session, tx));
     tap('rcpt', (session, tx, _rcpt, call) => spam.rcpt(session, tx, call));
     tap('data', (session, tx, call) => spam.data(session, tx, call));
+    tap('reset', (_session, tx) => spam.reset(tx));
     tap('disconnect', (session) => spam.disconnect(session));
   },
 });
@@ -173,6 +180,10 @@ class SpamFilter {
     return undefined;
   }
 
+  reset(tx: Transaction): void {
+    this.transactions.get(tx)?.ended.abort();
+  }
+
   disconnect(session: Session): void {
     const state = this.sessions.get(session);
     state?.gone.abort();
@@ -206,8 +217,10 @@ class SpamFilter {
     let state = this.transactions.get(tx);
     if (!state) {
       const query = { ip: session.remoteAddress, sender: tx.senderText, helo: session.heloName ?? '', receiver: this.gateway.hostname };
-      const envelope = this.checks.envelope(query, this.state(session).gone.signal).catch(() => NO_ENVELOPE);
-      state = { envelope, decision: undefined };
+      // `reset` ends every transaction, a dropped connection's too: no need for the session's signal.
+      const ended = new AbortController();
+      const envelope = this.checks.envelope(query, ended.signal).catch(() => NO_ENVELOPE);
+      state = { envelope, decision: undefined, ended };
       this.transactions.set(tx, state);
     }
     return state;

@@ -1,0 +1,76 @@
+/**
+ * An attacker at the envelope: DNS work it can start without bound, and list settings
+ * that turn an allowlisting into a refusal. Real gateway on bytes, real DNS server on
+ * loopback; the resolver is the core's, wrapped only to hold chosen answers back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGateway, DnsResolver, silentLogger, type DnsRecordMap, type DnsRecordType } from '@mailgate/core';
+import { testSession, type TestDnsServer } from '@mailgate/core/testing';
+import { spamOptionsSchema, spamPlugin } from '../src/index.js';
+import { captureStorage, startSpamDns, testOptions } from './helpers.js';
+
+let dns: { server: TestDnsServer; resolver: DnsResolver };
+
+beforeAll(async () => {
+  dns = await startSpamDns({
+    // SPF that makes one query per sender local-part: no cache helps the gateway.
+    'held.example': { TXT: ['v=spf1 exists:%{l}.probe.example -all'] },
+  });
+});
+afterAll(async () => {
+  await dns.server.close();
+});
+
+/** The core's resolver, holding TXT answers for held.example until release(). */
+class HoldingResolver extends DnsResolver {
+  private readonly held: Array<() => Promise<unknown>> = [];
+  private waiters: Array<{ n: number; resolve: () => void }> = [];
+  readonly asked: string[] = [];
+
+  override resolve<T extends DnsRecordType>(name: string, type: T): Promise<DnsRecordMap[T][]> {
+    this.asked.push(`${name.toLowerCase()} ${type}`);
+    if (type !== 'TXT' || name.toLowerCase() !== 'held.example') return super.resolve(name, type);
+    return new Promise((resolve, reject) => {
+      this.held.push(() => {
+        const answer = super.resolve(name, type);
+        answer.then(resolve, reject);
+        return answer.catch(() => undefined);
+      });
+      this.waiters = this.waiters.filter((w) => (this.held.length >= w.n ? (w.resolve(), false) : true));
+    });
+  }
+
+  /** Until `n` queries are held. */
+  heldAtLeast(n: number): Promise<void> {
+    if (this.held.length >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  /** Answer every held query; resolves once the answers were handed out. */
+  async release(): Promise<void> {
+    await Promise.all(this.held.splice(0).map((answer) => answer()));
+  }
+}
+
+describe('DNS work a client can start', () => {
+  it('a transaction that ends (RSET) stops its SPF and RHSBL checks: MAIL/RSET loops do not pile up lookups', async () => {
+    const resolver = new HoldingResolver({ servers: [dns.server.address], timeout: 300, retries: 1 });
+    const gateway = createGateway({ hostname: 'mx.test' }, { logger: silentLogger, dns: resolver });
+    await gateway.use(spamPlugin, testOptions({ dnsTimeout: '60s' }));
+    const s = await testSession(gateway, { remoteAddress: '192.0.2.10' });
+    const abandoned = 20;
+    let script = 'EHLO client.example\r\n';
+    for (let i = 0; i < abandoned; i++) script += `MAIL FROM:<gone${i}@held.example>\r\nRSET\r\n`;
+    await s.send(script);
+    // The transaction still open is the control: its check must go on.
+    await s.send('MAIL FROM:<kept@held.example>\r\n');
+    await resolver.heldAtLeast(abandoned + 1);
+    await resolver.release();
+    // Let every check that got its answer take its next step (no I/O in between).
+    await new Promise((resolve) => setImmediate(resolve));
+    const probes = resolver.asked.filter((q) => q.endsWith('.probe.example A'));
+    expect(probes).toEqual(['kept.probe.example A']);
+    await s.send('QUIT\r\n');
+    await gateway.close();
+  });
+});
