@@ -87,8 +87,8 @@ describe.skipIf(!built || !existsSync(CORPUS))('the spam-filtering MX example', 
       .createTransport({ host: '127.0.0.1', port, localAddress, secure: false, ignoreTLS: true, name: 'client.example.org' })
       .sendMail({ envelope: { from: 'someone@sender.example', to: [to] }, raw });
 
-  const delivered = (user: string) => {
-    const dir = join(work, 'maildir/example.test', user, 'new');
+  const delivered = (user: string, folder = '') => {
+    const dir = join(work, 'maildir/example.test', user, folder, 'new');
     return existsSync(dir) ? readdirSync(dir).map((f) => readFileSync(join(dir, f), 'latin1')) : [];
   };
   /** The header section, unfolded, with LF line ends. */
@@ -112,12 +112,17 @@ describe.skipIf(!built || !existsSync(CORPUS))('the spam-filtering MX example', 
   it('tags held-out spam with X-Spam-Flag and delivers held-out ham untagged', async () => {
     for (const file of heldOut.spam) await send(readFileSync(file), '127.0.0.1', 'spamtrap@example.test');
     for (const file of heldOut.ham) await send(readFileSync(file), '127.0.0.1', 'bob@example.test');
-    const spam = delivered('spamtrap');
+    // plugin-maildir's spamFolder: flagged mail is filed into .Junk, the rest into INBOX
+    const junk = delivered('spamtrap', '.Junk');
+    const spam = [...junk, ...delivered('spamtrap')];
     const ham = delivered('bob');
     expect(spam).toHaveLength(5);
     expect(ham).toHaveLength(5);
+    expect(delivered('bob', '.Junk')).toHaveLength(0);
     const flagged = (messages: string[]) => messages.filter((m) => /^X-Spam-Flag: YES$/m.test(head(m))).length;
-    expect(flagged(spam)).toBeGreaterThanOrEqual(4);
+    expect(junk.length).toBeGreaterThanOrEqual(4);
+    expect(flagged(junk)).toBe(junk.length);
+    expect(flagged(delivered('spamtrap'))).toBe(0);
     expect(flagged(ham)).toBe(0);
     for (const m of [...spam, ...ham]) {
       expect(head(m)).toMatch(/^X-Spam-Status: (Yes|No), score=-?\d+\.\d required=5\.0 tests=/m);

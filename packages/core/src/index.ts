@@ -26,6 +26,7 @@ export {
   type AuditEntry,
   type TlsInfo,
   type TransactionOutcome,
+  type SpamVerdict,
 } from './session.js';
 export { Message, type MessageBody } from './spool/message.js';
 export { Spool, type BodySink, type SpoolOptions } from './spool/spool.js';

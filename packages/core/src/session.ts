@@ -15,8 +15,22 @@ import type { Logger } from './log.js';
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface SessionData {}
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface TransactionData {}
+/**
+ * Per-transaction notes. `spam` is the one the core defines, for the same reason as
+ * `relayAllowed` below: a spam filter (plugin-spam) sets it at `data` and a storage
+ * plugin that never imports it reads it (plugin-maildir files flagged mail into a
+ * spam folder). A filter may add its own fields to `SpamVerdict` by declaration merging.
+ */
+export interface TransactionData {
+  spam?: SpamVerdict;
+}
+/** What a spam filter concluded about the message. */
+export interface SpamVerdict {
+  /** The filter's total score. */
+  score: number;
+  /** At or over the filter's tag threshold: the message is marked as spam. */
+  flagged: boolean;
+}
 /**
  * Per-recipient notes. `relayAllowed` is the one the core defines, because two
  * plugins that never import each other meet on it: an access plugin (plugin-acl)

@@ -129,6 +129,9 @@ export class MaildirWriter {
 
   private async create(dir: string, folder: boolean): Promise<void> {
     const { dirMode, fileMode } = this.o;
+    // A Maildir++ folder lives inside its mailbox, which must be a Maildir itself (INBOX):
+    // readers (Dovecot aside) expect its tmp/new/cur even when only a folder got mail yet.
+    if (folder) await this.ensure(dirname(dir));
     const created: string[] = [];
     const first = await mkdir(dir, { recursive: true, mode: dirMode });
     if (first !== undefined) {

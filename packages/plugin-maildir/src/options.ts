@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { durationSchema, isDomainName, sizeSchema } from '@mailgate/core';
 import { Mapper, type MappingProblem } from './mapping.js';
+import { isSafeFolderTag } from './safety.js';
 
 /** A file or directory mode as an octal string ("0600", "0o2770", "755"). */
 function modeSchema(max: number, fallback: string) {
@@ -107,6 +108,16 @@ export const maildirOptionsSchema = z
         custom: z.custom<LocalPartNormalizer>((fn) => typeof fn === 'function', { message: 'expected a function (user, domain) => string' }).optional(),
       })
       .default({ lowercase: true, stripDots: false }),
+    /**
+     * Maildir++ folder (e.g. "Junk" → `.Junk`) for messages a spam filter flagged
+     * (`tx.data.spam.flagged`, set by @mailgate/plugin-spam listed before this plugin):
+     * they go there instead of INBOX or a sub-address folder, created when missing, as
+     * a Sieve `fileinto "Junk"` would. Unset: flagged mail is delivered like any other.
+     */
+    spamFolder: z
+      .string()
+      .refine(isSafeFolderTag, { message: 'expected a folder name of 1-64 letters, digits, "_" or "-" (e.g. "Junk")' })
+      .optional(),
     /** Bare `RCPT TO:<postmaster>`: the address it is delivered as (default postmaster@ the first listed domain). */
     postmaster: addressKey.optional(),
     /** Default per-mailbox quota (Maildir++ maildirsize). */

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { accept, definePlugin, reject, tempfail, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
 import { MaildirWriter, type DeliveryGroup } from './maildir.js';
 import { Mapper, type Target } from './mapping.js';
@@ -108,7 +108,9 @@ export const maildirPlugin = definePlugin({
       const recipients = tx.claimedBy(name);
       const message = tx.message;
       if (recipients.length === 0 || !message) return undefined;
-      const groups = groupTargets(tx, recipients, options.returnPath, deliveredTo);
+      // Flagged spam goes to the spam folder of each mailbox instead of wherever it was headed.
+      const folder = options.spamFolder !== undefined && tx.data.spam?.flagged ? `.${options.spamFolder}` : undefined;
+      const groups = groupTargets(tx, recipients, options.returnPath, deliveredTo, folder);
       if (groups.length === 0) return undefined;
 
       // Quota at end of data: only now is the size known for clients that sent no SIZE=.
@@ -187,12 +189,20 @@ interface Group extends DeliveryGroup {
  * even when several recipients (or aliases) lead to it; recipients whose added
  * headers are identical share one file (hard links).
  */
-export function groupTargets(tx: Transaction, recipients: readonly Recipient[], returnPath: boolean, deliveredTo: 'final' | 'original' | false): Group[] {
+export function groupTargets(
+  tx: Transaction,
+  recipients: readonly Recipient[],
+  returnPath: boolean,
+  deliveredTo: 'final' | 'original' | false,
+  /** a Maildir++ folder (".Junk") of each target's mailbox to deliver into instead of the target's own dir */
+  folder?: string,
+): Group[] {
   const byHeader = new Map<string, Group>();
   const seen = new Set<string>();
   const rp = returnPath ? `Return-Path: <${headerSafe(tx.senderText)}>\r\n` : '';
   for (const rcpt of recipients) {
-    for (const target of rcpt.data.maildir?.targets ?? []) {
+    for (const planned of rcpt.data.maildir?.targets ?? []) {
+      const target = folder === undefined ? planned : { ...planned, dir: join(planned.mailbox, folder) };
       if (seen.has(target.dir)) continue;
       seen.add(target.dir);
       const dt = deliveredTo === 'final' ? target.address : deliveredTo === 'original' ? rcpt.text : undefined;

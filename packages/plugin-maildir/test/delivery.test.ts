@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
+import { definePlugin } from '@mailgate/core';
+import { startTestGateway } from '@mailgate/core/testing';
 import maildirPlugin from '@mailgate/plugin-maildir';
+import { z } from 'zod';
 import { PYTHON, readMaildir, send, splitDelivered, startMaildirGateway, type MaildirGateway } from './helpers.js';
 
 const run = promisify(execFile);
@@ -13,6 +16,12 @@ const NAME_RE = /^(\d+)\.M(\d+)P(\d+)Q(\d+)\.([^,/]+),S=(\d+)$/;
 
 function message(subject: string, body = 'Hello.\r\n'): Buffer {
   return Buffer.from(`From: <sender@client.test>\r\nTo: <bob@example.test>\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@client.test>\r\n\r\n${body}`);
+}
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 let gw: MaildirGateway | undefined;
@@ -174,6 +183,51 @@ describe('delivery over SMTP, read back with Python mailbox.Maildir', () => {
     const all = await readMaildir(join(gw.root, 'example.test/bob'));
     expect(all.map((m) => m.folder).sort()).toEqual(['', '', 'work']);
     expect((await readdir(join(gw.root, 'example.test/bob'))).sort()).toEqual(['.work', 'cur', 'new', 'tmp']);
+  });
+
+  it('spamFolder: mail a filter before it flagged goes to .Junk of every mailbox, the rest as usual', async () => {
+    // a stand-in for plugin-spam: flags messages whose subject says so, at `data` as it does
+    const flagger = definePlugin({
+      name: 'test-flagger',
+      options: z.strictObject({}),
+      setup({ tap }) {
+        tap('data', async (_session, tx) => {
+          const head = (await readStream(tx.message!.stream())).toString('latin1');
+          const flagged = /^Subject: SPAM/m.test(head);
+          tx.data.spam = { score: flagged ? 9 : 0, flagged };
+          return undefined;
+        });
+      },
+    });
+    let root = '';
+    gw = Object.assign(
+      await startTestGateway({}, async (gateway, dir) => {
+        root = join(dir, 'mail');
+        await gateway.use(flagger, {});
+        await gateway.use(maildirPlugin, { root, domains: ['example.test'], spamFolder: 'Junk', subaddress: { folder: true, createFolder: true } });
+      }),
+      { root: '' },
+    );
+    gw.root = root;
+    const spam = message('SPAM offer');
+    expect((await send(gw.port, 's@client.test', ['bob@example.test', 'bob+lists@example.test', 'alice@example.test'], spam)).data?.code).toBe(250);
+    expect((await send(gw.port, 's@client.test', ['bob+lists@example.test', 'alice@example.test'], message('ham'))).data?.code).toBe(250);
+    const bob = await readMaildir(join(root, 'example.test/bob'));
+    const alice = await readMaildir(join(root, 'example.test/alice'));
+    // the spam: once per mailbox, in .Junk (also for bob+lists@, which would have gone to .lists)
+    expect(bob.map((m) => `${m.folder}:${m.bytes.includes('SPAM offer')}`).sort()).toEqual(['Junk:true', 'lists:false']);
+    expect(alice.map((m) => `${m.folder}:${m.bytes.includes('SPAM offer')}`).sort()).toEqual([':false', 'Junk:true']);
+    const junk = bob.find((m) => m.folder === 'Junk')!;
+    expect(splitDelivered(junk.bytes, spam).added).toMatch(/^Return-Path: <s@client\.test>\r\nDelivered-To: bob@example\.test\r\n$/);
+    expect(await readFile(join(root, 'example.test/alice/.Junk/maildirfolder'), 'utf8')).toBe('');
+  });
+
+  it('spamFolder must be a plain folder name', async () => {
+    const { maildirOptionsSchema } = await import('../src/options.js');
+    for (const bad of ['../x', '.Junk', 'a/b', '', 'Junk.Sub']) {
+      expect(maildirOptionsSchema.safeParse({ root: '/tmp/x', domains: ['example.test'], spamFolder: bad }).success, bad).toBe(false);
+    }
+    expect(maildirOptionsSchema.safeParse({ root: '/tmp/x', domains: ['example.test'], spamFolder: 'Junk' }).success).toBe(true);
   });
 
   it('creates files and directories with the configured modes', async () => {

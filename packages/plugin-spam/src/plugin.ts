@@ -14,7 +14,7 @@
  * tagged mail into a Junk folder).
  */
 import { resolve } from 'node:path';
-import { definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Session, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
+import { definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Session, type SpamVerdict, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
 import { BayesFile } from './bayes-file.js';
 import { SpamChecks, untilAborted, type EnvelopeResult } from './checks.js';
 import { spamCommand } from './commands.js';
@@ -25,25 +25,25 @@ import { readStreamHead } from './read-head.js';
 import { decideAction, formatScore, totalScore, type SpamAction, type SpamTest } from './score.js';
 import { receivedSpfHeader } from './spf/index.js';
 
-/** What the plugin concluded about a message, on `tx.data.spam`. */
-export interface SpamResult {
-  /** Sum of the points of `tests` (0 when skipped). */
-  score: number;
-  /** Every check that fired, envelope checks first. */
-  tests: SpamTest[];
-  /** score >= tag: the message carries X-Spam-Flag: YES. */
-  flagged: boolean;
-  action: SpamAction;
-  /** Why the message was not scored at all: an authenticated or trusted client. */
-  skipped?: 'authenticated' | 'trusted';
-  /** False when the message was over maxScanSize: only the envelope checks scored it. */
-  contentChecked: boolean;
-}
+/**
+ * What the plugin concluded about a message, on `tx.data.spam`: the core's `SpamVerdict`
+ * (score, flagged: what storage plugins read) with this plugin's details merged in.
+ */
+export type SpamResult = SpamVerdict;
 
 declare module '@mailgate/core' {
-  interface TransactionData {
-    /** Set by @mailgate/plugin-spam at `data`. */
-    spam?: SpamResult;
+  interface SpamVerdict {
+    /** Sum of the points of `tests` (0 when skipped). */
+    score: number;
+    /** Every check that fired, envelope checks first. */
+    tests: SpamTest[];
+    /** score >= tag: the message carries X-Spam-Flag: YES. */
+    flagged: boolean;
+    action: SpamAction;
+    /** Why the message was not scored at all: an authenticated or trusted client. */
+    skipped?: 'authenticated' | 'trusted';
+    /** False when the message was over maxScanSize: only the envelope checks scored it. */
+    contentChecked: boolean;
   }
 }
 
