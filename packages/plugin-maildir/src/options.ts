@@ -110,7 +110,7 @@ export const maildirOptionsSchema = z
       .default({ lowercase: true, stripDots: false }),
     /**
      * Maildir++ folder (e.g. "Junk" → `.Junk`) for messages a spam filter flagged
-     * (`tx.data.spam.flagged`, set by @mailgate/plugin-spam listed before this plugin):
+     * (`tx.data.spam.flagged`, set at `data` by @mailgate/plugin-spam, so before any `queue`):
      * they go there instead of INBOX or a sub-address folder, created when missing, as
      * a Sieve `fileinto "Junk"` would. Unset: flagged mail is delivered like any other.
      */
