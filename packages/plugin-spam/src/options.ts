@@ -106,6 +106,8 @@ export const spamOptionsSchema = z
     tempfailMessage: singleLine.default('Message looks like spam, try again later'),
   })
   .superRefine((o, ctx) => {
+    checkListNames(ctx, [['dnsbl', o.dnsbl], ['dnswl', o.dnswl]], () => false);
+    checkListNames(ctx, [['rhsbl', o.rhsbl], ['uribl', o.uribl]], sameDomainList);
     if (o.reject !== false && o.reject <= o.tag) {
       ctx.addIssue({ code: 'custom', path: ['reject'], message: `must be greater than tag (${o.tag}), or false` });
     }
@@ -116,6 +118,37 @@ export const spamOptionsSchema = z
       }
     }
   });
+
+type ListEntry = { name: string; zone: string; weight: number; returnCodes?: string[] | undefined; bitmask?: number | undefined };
+
+/**
+ * A list's name is its test's name, and the key its hits are scored by. Two entries of
+ * one zone (a blocklist and an allowlist sharing a combined zone, or SBL and PBL codes
+ * of zen with their own weights) get the zone as their default name: their hits were
+ * then scored with the first entry's weight, so an allowlisted client could be refused.
+ * IP lists need unique names; domain lists may repeat one (the same list in rhsbl and
+ * uribl) only with the same zone, weight and answer filter.
+ */
+function checkListNames(ctx: z.RefinementCtx, groups: Array<[string, readonly ListEntry[]]>, same: (a: ListEntry, b: ListEntry) => boolean): void {
+  const seen = new Map<string, { where: string; entry: ListEntry }>();
+  for (const [key, entries] of groups) {
+    for (const [i, entry] of entries.entries()) {
+      const first = seen.get(entry.name);
+      if (!first) seen.set(entry.name, { where: `${key}[${i}]`, entry });
+      else if (!same(first.entry, entry)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key, i, 'name'],
+          message: `"${entry.name}" is already the name of ${first.where}: give each entry its own name`,
+        });
+      }
+    }
+  }
+}
+
+function sameDomainList(a: ListEntry, b: ListEntry): boolean {
+  return a.zone === b.zone && a.weight === b.weight && a.bitmask === b.bitmask && JSON.stringify(a.returnCodes ?? null) === JSON.stringify(b.returnCodes ?? null);
+}
 
 export type SpamOptions = z.output<typeof spamOptionsSchema>;
 export type SpamOptionsInput = z.input<typeof spamOptionsSchema>;

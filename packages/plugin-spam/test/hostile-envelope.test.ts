@@ -74,3 +74,59 @@ describe('DNS work a client can start', () => {
     await gateway.close();
   });
 });
+
+describe('DNS list entries that share a name', () => {
+  /** One transaction from 192.0.2.66, which zen.example lists with 127.0.0.4. */
+  async function rcptFrom66(options: Parameters<typeof testOptions>[0]) {
+    const gateway = createGateway({ hostname: 'mx.test' }, { logger: silentLogger, dns: dns.resolver });
+    const capture = captureStorage();
+    await gateway.use(spamPlugin, testOptions(options));
+    await gateway.use(capture.plugin);
+    const s = await testSession(gateway, { remoteAddress: '192.0.2.66' });
+    const reply = await s.send('EHLO client.example\r\nMAIL FROM:<ann@spf-pass.example>\r\nRCPT TO:<bob@example.test>\r\n');
+    await s.send('QUIT\r\n');
+    await gateway.close();
+    return reply;
+  }
+
+  it('an allowlist and a blocklist on one zone (one list, two kinds of answers) need names: the default ones collided and the allowlisting scored as a listing', () => {
+    // A combined list: 127.0.0.2 means "block", 127.0.0.4 "allow". With both entries named
+    // after the zone, the allowlist hit took the blocklist's +15 and the client was refused.
+    const input = {
+      dnsbl: [{ zone: 'zen.example', weight: 15, returnCodes: ['127.0.0.2'] }],
+      dnswl: [{ zone: 'zen.example', weight: 5, returnCodes: ['127.0.0.4'] }],
+    };
+    const result = spamOptionsSchema.safeParse(input);
+    expect(result.success).toBe(false);
+    const issue = result.error!.issues.find((i) => i.path.join('.') === 'dnswl.0.name');
+    expect(issue?.message).toMatch(/dnsbl\[0\]/);
+  });
+
+  it('with their own names the allowlisting lowers the score and the client is let in', async () => {
+    const reply = await rcptFrom66({
+      dnsbl: [{ zone: 'zen.example', name: 'zen_block', weight: 15, returnCodes: ['127.0.0.2'] }],
+      dnswl: [{ zone: 'zen.example', name: 'zen_allow', weight: 5, returnCodes: ['127.0.0.4'] }],
+    });
+    expect(reply).not.toMatch(/^5\d\d/m);
+    expect(reply).toMatch(/\r\n250 [^\r\n]*\r\n250 [^\r\n]*\r\n$/); // MAIL and RCPT
+  });
+
+  it('two blocklist entries of one zone with different weights (SBL and PBL codes) need names too', () => {
+    const result = spamOptionsSchema.safeParse({
+      dnsbl: [
+        { zone: 'zen.example', weight: 15, returnCodes: ['127.0.0.2'] },
+        { zone: 'zen.example', weight: 1, returnCodes: ['127.0.0.4'] },
+      ],
+    });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues.map((i) => i.path.join('.'))).toContain('dnsbl.1.name');
+  });
+
+  it('a domain list named alike in rhsbl and uribl is fine when the entries agree, refused when they do not', () => {
+    const dbl = { zone: 'dbl.example', name: 'dbl', weight: 4 };
+    expect(spamOptionsSchema.safeParse({ rhsbl: [{ ...dbl, check: ['sender', 'from'] }], uribl: [dbl] }).success).toBe(true);
+    const result = spamOptionsSchema.safeParse({ rhsbl: [dbl], uribl: [{ ...dbl, weight: 9 }] });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues.map((i) => i.path.join('.'))).toContain('uribl.0.name');
+  });
+});
