@@ -108,6 +108,9 @@ export const spamOptionsSchema = z
   .superRefine((o, ctx) => {
     checkListNames(ctx, [['dnsbl', o.dnsbl], ['dnswl', o.dnswl]], () => false);
     checkListNames(ctx, [['rhsbl', o.rhsbl], ['uribl', o.uribl]], sameDomainList);
+    // A message on which nothing fired scores 0: a threshold at or under it refuses all mail.
+    if (o.reject !== false && o.reject <= 0) ctx.addIssue({ code: 'custom', path: ['reject'], message: 'must be greater than 0 (a message on which no check fired scores 0), or false' });
+    if (o.tempfail !== undefined && o.tempfail <= 0) ctx.addIssue({ code: 'custom', path: ['tempfail'], message: 'must be greater than 0 (a message on which no check fired scores 0)' });
     if (o.reject !== false && o.reject <= o.tag) {
       ctx.addIssue({ code: 'custom', path: ['reject'], message: `must be greater than tag (${o.tag}), or false` });
     }
