@@ -32,6 +32,9 @@ export async function* corpusMessages(paths: readonly string[], options: { mbox:
       throw new CorpusError(`${path}: ${error.code === 'ENOENT' ? 'no such file or directory' : error.message}`);
     });
     if (info.isDirectory()) yield* walk(path, options, 0);
+    // Opening a FIFO without a writer blocks forever (and a device may never end): the
+    // walk below skips them, and a path given by name is refused rather than waited on.
+    else if (!info.isFile()) throw new CorpusError(`${path}: not a regular file or a directory (a FIFO, socket or device)`);
     else yield* fileMessages(path, options);
   }
 }

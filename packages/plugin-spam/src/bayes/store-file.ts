@@ -17,7 +17,7 @@
  * never half of one.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export type Label = 'spam' | 'ham';
@@ -128,9 +128,17 @@ export function serializeStore(data: StoreData): string {
 /** Replace `path` with `text` atomically (tmp + fsync + rename + fsync of the directory). */
 export async function writeFileAtomically(path: string, text: string): Promise<void> {
   const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  // The rename replaces the file with the temporary one, mode and owner included: give it
+  // the old file's, or a store the admin made readable to the gateway's user (0640, its
+  // group) would turn 0600 and owned by whoever trained, and the gateway could not read it.
+  const previous = await stat(path).catch(() => undefined);
   try {
     const handle = await open(temporary, 'wx', 0o600);
     try {
+      if (previous) {
+        await handle.chown(previous.uid, previous.gid).catch(() => undefined); // only root may give files away
+        await handle.chmod(previous.mode & 0o7777);
+      }
       await handle.writeFile(text, 'utf8');
       await handle.sync();
     } finally {
