@@ -32,6 +32,12 @@ export interface EnvelopeResult {
   spf?: { result: SpfResult; query: SpfQuery } | undefined;
 }
 
+export interface IpListResult {
+  tests: SpamTest[];
+  /** Points the allowlists that did not answer could have taken off (0 when all answered). */
+  unanswered: number;
+}
+
 export interface ContentResult {
   tests: SpamTest[];
   content: MessageContent;
@@ -72,13 +78,26 @@ export class SpamChecks {
 
   /** DNSBL and DNSWL tests for the client's address. */
   async ipListTests(ip: string, signal?: AbortSignal): Promise<SpamTest[]> {
-    if (this.ipLists.length === 0) return [];
+    return (await this.ipListCheck(ip, signal)).tests;
+  }
+
+  /**
+   * DNSBL and DNSWL tests, and `unanswered`: the points the allowlists that gave no
+   * answer (timeout, DNS error, refusal) could have taken off. Their silence must not
+   * refuse mail for good: the plugin answers 451 when only those points stood between
+   * the score and `reject`.
+   */
+  async ipListCheck(ip: string, signal?: AbortSignal): Promise<IpListResult> {
+    if (this.ipLists.length === 0) return { tests: [], unanswered: 0 };
     const address = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+    const allowlists = this.ipLists.filter((list) => list.weight < 0);
+    const credit = (lists: typeof allowlists): number => lists.reduce((sum, list) => sum - list.weight, 0);
     return this.guard('dns lists', signal, async (deadline) => {
       const { hits, problems } = await queryIpLists(address, this.ipLists, this.dns, deadline);
       this.report('dns lists', problems, { ip });
-      return listTests(hits, 'RCVD_IN', 'client', this.ipLists);
-    }, [], false);
+      const failed = new Set(problems.map((p) => p.list));
+      return { tests: listTests(hits, 'RCVD_IN', 'client', this.ipLists), unanswered: credit(allowlists.filter((l) => failed.has(l.name))) };
+    }, { tests: [], unanswered: credit(allowlists) }, false);
   }
 
   /** SPF for the envelope sender and the HELO name, and the sender/HELO domain blocklists. */

@@ -16,7 +16,7 @@
 import { resolve } from 'node:path';
 import { definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Session, type SpamVerdict, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
 import { BayesFile } from './bayes-file.js';
-import { SpamChecks, untilAborted, type EnvelopeResult } from './checks.js';
+import { SpamChecks, untilAborted, type EnvelopeResult, type IpListResult } from './checks.js';
 import { spamCommand } from './commands.js';
 import { spamHeaders } from './headers.js';
 import { NetworkList } from './networks.js';
@@ -50,7 +50,7 @@ declare module '@mailgate/core' {
 interface SessionState {
   trusted: boolean;
   /** Started at connect; every transaction of the session shares it. */
-  ipTests: Promise<SpamTest[]> | undefined;
+  ipTests: Promise<IpListResult> | undefined;
   /** Aborted at disconnect: lookups nobody will read stop. */
   gone: AbortController;
 }
@@ -67,7 +67,7 @@ interface TxState {
   decision: Promise<Verdict | undefined> | undefined;
 }
 
-const NO_TESTS: SpamTest[] = [];
+const NO_TESTS: IpListResult = { tests: [], unanswered: 0 };
 const NO_ENVELOPE: EnvelopeResult = { tests: [] };
 
 export const spamPlugin = definePlugin({
@@ -138,8 +138,8 @@ class SpamFilter {
     if (!message) return undefined;
     const started = performance.now();
     const state = this.txState(session, tx);
-    const [ipTests, envelope] = await Promise.all([this.ipTests(session), state.envelope.catch(() => NO_ENVELOPE)]);
-    const tests = [...ipTests, ...envelope.tests];
+    const [ip, envelope] = await Promise.all([this.ipTests(session), state.envelope.catch(() => NO_ENVELOPE)]);
+    const tests = [...ip.tests, ...envelope.tests];
 
     const limit = this.options.maxScanSize;
     const contentChecked = message.size <= limit;
@@ -155,7 +155,11 @@ class SpamFilter {
     }
 
     const score = totalScore(tests);
-    const action = decideAction(score, this.options);
+    let action = decideAction(score, this.options);
+    // Allowlists that did not answer could have taken points off: our DNS trouble must not
+    // refuse the mail for good when only those points stood between it and reject. 451: retry.
+    const unsure = action === 'reject' && this.options.reject !== false && score - ip.unanswered < this.options.reject;
+    if (unsure) action = 'tempfail';
     const flagged = score >= this.options.tag;
     tx.data.spam = { score, tests, flagged, action, contentChecked };
     this.log.info('spam: scanned', {
@@ -172,6 +176,9 @@ class SpamFilter {
 
     if (action === 'reject') {
       return reject(this.options.rejectMessage, { code: 550, enhanced: '5.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.reject}` });
+    }
+    if (unsure) {
+      return tempfail(this.options.tempfailMessage, { code: 451, enhanced: '4.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.reject}, but allowlists worth ${formatScore(ip.unanswered)} did not answer` });
     }
     if (action === 'tempfail') {
       return tempfail(this.options.tempfailMessage, { code: 451, enhanced: '4.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.tempfail}` });
@@ -197,13 +204,13 @@ class SpamFilter {
       const trusted = this.trusted.has(session.remoteAddress);
       state = { trusted, ipTests: undefined, gone: new AbortController() };
       // Like postscreen: the lookups run while the client says hello; nobody waits yet.
-      if (!trusted) state.ipTests = this.checks.ipListTests(session.remoteAddress, state.gone.signal).catch(() => NO_TESTS);
+      if (!trusted) state.ipTests = this.checks.ipListCheck(session.remoteAddress, state.gone.signal).catch(() => NO_TESTS);
       this.sessions.set(session, state);
     }
     return state;
   }
 
-  private ipTests(session: Session): Promise<SpamTest[]> {
+  private ipTests(session: Session): Promise<IpListResult> {
     return this.state(session).ipTests ?? Promise.resolve(NO_TESTS);
   }
 
@@ -227,7 +234,7 @@ class SpamFilter {
   }
 
   private async envelopeDecision(session: Session, state: TxState): Promise<Verdict | undefined> {
-    const [ipTests, envelope] = await Promise.all([this.ipTests(session), state.envelope]);
+    const [ip, envelope] = await Promise.all([this.ipTests(session), state.envelope]);
     const spf = envelope.spf?.result;
     if (this.options.spf.rejectFail && spf?.result === 'fail') {
       const why = spf.explanation ? `: ${spf.explanation}` : '';
@@ -238,9 +245,11 @@ class SpamFilter {
       });
     }
     const reject_ = this.options.reject;
-    const tests = [...ipTests, ...envelope.tests];
+    const tests = [...ip.tests, ...envelope.tests];
     const score = totalScore(tests);
     if (reject_ === false || score < reject_) return undefined;
+    // An allowlist that did not answer might have vouched for the client: leave it to DATA (451 there).
+    if (score - ip.unanswered < reject_) return undefined;
     const zones = [...new Set(tests.filter((t) => t.list !== undefined && t.score > 0).map((t) => t.list!))];
     const text = zones.length > 0 ? `Service unavailable; client [${session.remoteAddress}] blocked using ${zones.join(', ')}` : `Service unavailable; client [${session.remoteAddress}] refused (envelope score ${formatScore(score)})`;
     return reject(text, {

@@ -130,3 +130,33 @@ describe('DNS list entries that share a name', () => {
     expect(result.error!.issues.map((i) => i.path.join('.'))).toContain('uribl.0.name');
   });
 });
+
+describe('an allowlist that does not answer', () => {
+  /** 192.0.2.66: zen.example lists it (+16); slow.example never answers, wl.example answers "not listed". */
+  async function from66(allowlist: string) {
+    const gateway = createGateway({ hostname: 'mx.test' }, { logger: silentLogger, dns: dns.resolver });
+    const capture = captureStorage();
+    await gateway.use(spamPlugin, testOptions({ dnsbl: [{ zone: 'zen.example', weight: 16 }], dnswl: [{ zone: allowlist, weight: 5 }], dnsTimeout: '5s' }));
+    await gateway.use(capture.plugin);
+    const s = await testSession(gateway, { remoteAddress: '192.0.2.66' });
+    const rcpt = await s.send('EHLO client.example\r\nMAIL FROM:<ann@spf-pass.example>\r\nRCPT TO:<bob@example.test>\r\n');
+    const data = await s.send('DATA\r\n');
+    const final = data.startsWith('354') ? await s.send('Subject: hi\r\n\r\nhello\r\n.\r\n') : '';
+    await s.send('QUIT\r\n');
+    await gateway.close();
+    return { rcpt, final, stored: capture.stored };
+  }
+
+  it('is no reason to refuse: a score that only its points could have brought under reject is a 451, not a 550', async () => {
+    // The DNS trouble is ours: refusing for good a client the allowlist might have vouched for is the wrong verdict.
+    const r = await from66('slow.example');
+    expect(r.rcpt).not.toMatch(/^550/m);
+    expect(r.final).toMatch(/^451 4\.7\.1 /);
+    expect(r.stored).toHaveLength(0);
+  });
+
+  it('an allowlist that answers "not listed" leaves the refusal at RCPT as it was', async () => {
+    const r = await from66('wl.example');
+    expect(r.rcpt).toMatch(/^550 5\.7\.1 .*blocked using zen\.example/m);
+  });
+});
