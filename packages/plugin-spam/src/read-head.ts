@@ -29,21 +29,12 @@ export async function readStreamHead(stream: Readable, max: number, signal?: Abo
   return { bytes: Buffer.concat(parts, total), truncated };
 }
 
-/** The first `max` bytes of a file. */
+/**
+ * The first `max` bytes of a file, streamed rather than read by its reported size: a
+ * pipe (`mailgate spam check <(zcat msg.gz)`) reports 0 bytes.
+ */
 export async function readFileHead(path: string, max: number): Promise<{ bytes: Buffer; truncated: boolean }> {
   const handle = await open(path, 'r');
-  try {
-    const size = (await handle.stat()).size;
-    const length = Math.min(size, max);
-    const bytes = Buffer.alloc(length);
-    let read = 0;
-    while (read < length) {
-      const { bytesRead } = await handle.read(bytes, read, length - read, read);
-      if (bytesRead === 0) break;
-      read += bytesRead;
-    }
-    return { bytes: bytes.subarray(0, read), truncated: size > max };
-  } finally {
-    await handle.close();
-  }
+  // the stream closes the handle when it ends or is destroyed (autoClose)
+  return readStreamHead(handle.createReadStream(), max);
 }
