@@ -52,6 +52,7 @@ export { rfc5322Date } from './smtp/received-header.js';
 export { createLogger, silentLogger, type Logger, type LogLevel, type LogFields, type LoggerOptions } from './log.js';
 export { normalizeIp } from './server/listener.js';
 export { clientKey } from './server/client-key.js';
+export { untilAborted } from './until-aborted.js';
 export { discardPlugin } from './plugins/discard.js';
 export * from './config/index.js';
 export * from './dns/index.js';

@@ -1,5 +1,6 @@
 import { domainToUnicode } from 'node:url';
 import {
+  untilAborted,
   accept,
   clientKey,
   definePlugin,
@@ -465,21 +466,3 @@ class Acl {
   }
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts; the work behind `promise` goes on. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as unknown);
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason as unknown);
-    signal.addEventListener('abort', abort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', abort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(error);
-      },
-    );
-  });
-}

@@ -6,7 +6,7 @@
  * A check that fails (DNS trouble, a bug, hostile input) adds nothing and is logged: a
  * broken check must never reject mail, only lose its points.
  */
-import type { DnsResolver, Logger } from '@mailgate/core';
+import { untilAborted, type DnsResolver, type Logger } from '@mailgate/core';
 import { parseContent, type MessageContent } from './content.js';
 import { domainTargets, queryDomainLists, queryIpLists, type DnsListHit, type DomainCheck, type DomainList, type IpList, type MessageDomains } from './dnslists.js';
 import { checkSpf, checkSpfHelo, type SpfQuery, type SpfResult } from './spf/index.js';
@@ -258,24 +258,3 @@ export function fromAddress(from: string): string | undefined {
   return address.includes('@') ? address : undefined;
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts (the work behind `promise` may go on). */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(signal.reason as unknown);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(signal.reason as unknown);
-    signal.addEventListener('abort', abort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', abort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(error);
-      },
-    );
-  });
-}

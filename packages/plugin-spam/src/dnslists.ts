@@ -11,7 +11,7 @@
  * as a per-message DNS budget) ends the wait: answers in by then count, the rest are
  * reported as `aborted`. These functions never reject.
  */
-import { normalizeName, type DnsResolver } from '@mailgate/core';
+import { normalizeName, untilAborted, type DnsResolver } from '@mailgate/core';
 import { classifyAnswers, type AnswerFilter } from './dnslists-answers.js';
 import type { DomainCheck, DomainList, IpList } from './dnslists-config.js';
 import { DOMAIN_CHECKS } from './dnslists-config.js';
@@ -97,26 +97,11 @@ type Outcome = { hit: DnsListHit } | { problem: DnsListProblem } | undefined;
 
 const ABORTED = Symbol('aborted');
 
-/** `promise`, or ABORTED as soon as `signal` fires; the listener is removed either way. */
+/** `promise`, or ABORTED as soon as `signal` fires (a lookup given up is a problem, not an error). */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
-  if (!signal) return promise;
-  if (signal.aborted) {
-    promise.catch(() => {}); // nobody waits for it any more: its failure must not go unhandled
-    return Promise.resolve(ABORTED);
-  }
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => resolve(ABORTED);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
+  return untilAborted(promise, signal).catch((error: unknown) => {
+    if (signal?.aborted && error === signal.reason) return ABORTED;
+    throw error;
   });
 }
 

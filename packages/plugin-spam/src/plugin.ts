@@ -14,9 +14,9 @@
  * tagged mail into a Junk folder).
  */
 import { resolve } from 'node:path';
-import { definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Session, type SpamVerdict, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
+import { definePlugin, untilAborted, reject, tempfail, type Logger, type PluginGatewayView, type Session, type SpamVerdict, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
 import { BayesFile } from './bayes-file.js';
-import { SpamChecks, untilAborted, type EnvelopeResult, type IpListResult } from './checks.js';
+import { SpamChecks, type EnvelopeResult, type IpListResult } from './checks.js';
 import { spamCommand } from './commands.js';
 import { spamHeaders } from './headers.js';
 import { NetworkList } from './networks.js';

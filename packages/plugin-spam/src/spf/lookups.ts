@@ -3,7 +3,7 @@
  * §4.6.4 (10 terms that cause lookups, 2 void lookups) and the caller's abort signal are
  * enforced in one place, and a hard cap on queries bounds the work whatever the zones say.
  */
-import type { DnsRecordMap } from '@mailgate/core';
+import { untilAborted, type DnsRecordMap } from '@mailgate/core';
 import { permerror, temperror } from './errors.js';
 import type { SpfDns } from './types.js';
 
@@ -67,21 +67,3 @@ export class SpfLookups {
   }
 }
 
-/** `promise`, or the signal's reason as soon as it aborts (the resolver takes no signal). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
