@@ -8,3 +8,4 @@ export { generateTestCertificate, type TestCertificate } from './certificate.js'
 export { startTestDnsServer } from './dns-server.js';
 export type { TestDnsServer, TestDnsServerOptions, TestDnsQuery, TestZone, TestZoneEntry, TestRecordType } from './dns-server.js';
 export { startTestGateway, type TestGateway } from './gateway.js';
+export { startDnsmasq, DNSMASQ, type TestDnsmasq } from './dnsmasq.js';

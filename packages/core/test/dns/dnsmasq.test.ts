@@ -2,16 +2,13 @@
  * The resolver against a real DNS server: dnsmasq with the project's test zone
  * (shared/data/dns/dnsmasq-test.conf), on a loopback port chosen at run time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnsError, DnsResolver } from '../../src/dns/index.js';
-import { startTestDnsServer } from '../../src/testing/dns-server.js';
+import { DNSMASQ, startDnsmasq, type TestDnsmasq } from '../../src/testing/dnsmasq.js';
 
-const DNSMASQ = '/usr/sbin/dnsmasq';
 const sharedData =
   process.env.MAILGATE_SHARED_DATA ?? path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../../../shared/data');
 const CONF = path.join(sharedData, 'dns', 'dnsmasq-test.conf');
@@ -20,56 +17,16 @@ const missing = !existsSync(DNSMASQ) ? `${DNSMASQ} not installed` : !existsSync(
 if (missing) console.warn(`skipping the dnsmasq DNS test: ${missing}`);
 
 describe.skipIf(missing !== '')(`real dnsmasq${missing ? ` (skipped: ${missing})` : ''}`, () => {
-  let child: ChildProcess | undefined;
-  let dir = '';
+  let dnsmasq: TestDnsmasq | undefined;
   let resolver: DnsResolver;
-  let log = '';
 
   beforeAll(async () => {
-    // a port free for both UDP and TCP: the test server finds one, then lets it go
-    const probe = await startTestDnsServer({});
-    const port = probe.port;
-    await probe.close();
-
-    dir = mkdtempSync(path.join(tmpdir(), 'mailgate-dnsmasq-'));
-    const conf = path.join(dir, 'dnsmasq.conf');
-    // the shared file pins port=2743; our copy leaves the port to the command line
-    writeFileSync(conf, readFileSync(CONF, 'utf8').replace(/^port=.*$/m, ''));
-    child = spawn(
-      DNSMASQ,
-      ['--keep-in-foreground', `--conf-file=${conf}`, `--port=${port}`, `--pid-file=${path.join(dir, 'dnsmasq.pid')}`, '--log-facility=-'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    const exited = new Promise<never>((_, reject) =>
-      child!.once('exit', (code) => reject(new Error(`dnsmasq exited (${code}):\n${log}`))),
-    );
-    exited.catch(() => {}); // only raced below; an exit after startup is not an error here
-
-    resolver = new DnsResolver({ servers: [`127.0.0.1:${port}`], timeout: 500, retries: 1, cache: false });
-    // ready when it answers; give up after 5 s
-    const ready = (async () => {
-      for (let i = 0; i < 50; i++) {
-        try {
-          await new DnsResolver({ servers: [`127.0.0.1:${port}`], timeout: 100, retries: 1 }).resolveMx('example.test');
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      throw new Error(`dnsmasq did not answer on port ${port}:\n${log}`);
-    })();
-    await Promise.race([ready, exited]);
+    dnsmasq = await startDnsmasq(CONF);
+    resolver = new DnsResolver({ servers: [dnsmasq.address], timeout: 500, retries: 1, cache: false });
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await gone;
-    }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await dnsmasq?.close();
   });
 
   it('answers MX and the SPF TXT of example.test', async () => {
