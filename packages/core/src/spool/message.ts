@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Header } from '../smtp/headers.js';
-import { parseHeaderBlock } from '../smtp/headers.js';
-import { formatHeader } from '../smtp/headers.js';
+import { findHeaderEnd, formatHeader, parseHeaderBlock } from '../smtp/headers.js';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
 
 /** Where the spooled body lives: small bodies in memory, larger ones in a spool file. */
@@ -23,6 +22,9 @@ export class Message {
   /** Headers added by the gateway and plugins, in the order they appear on output (top first). */
   private readonly prepended: string[] = [];
   private parsedHeaders: Header[] | undefined;
+  /** Byte ranges [start, end) of the received message left out on output (removed header fields), sorted. */
+  private removed: Array<[number, number]> = [];
+  private removedBytes = 0;
 
   constructor(
     private readonly body: MessageBody,
@@ -32,7 +34,7 @@ export class Message {
 
   /** Size of the whole message as it will be stored: prepended headers plus body. */
   get size(): number {
-    let n = this.bodySize;
+    let n = this.bodySize - this.removedBytes;
     for (const h of this.prepended) n += Buffer.byteLength(h);
     return n;
   }
@@ -57,6 +59,33 @@ export class Message {
     this.parsedHeaders = undefined;
   }
 
+  /**
+   * Leave out the header fields of the message as received whose name matches, as a
+   * spam filter drops the X-Spam-* headers a sender put there before adding its own
+   * (SpamAssassin does). The stored body is not rewritten: `stream()` skips the fields.
+   * Only the first 256 KiB are looked at; headers added with prependHeader are not
+   * affected. Resolves to how many fields were removed.
+   */
+  async removeHeaders(match: (name: string) => boolean): Promise<number> {
+    const head = await this.readHead(HEADER_SCAN_LIMIT);
+    // A header block longer than the window: its last field seen may be cut short; keep it.
+    const whole = findHeaderEnd(head) >= 0 || head.length < HEADER_SCAN_LIMIT;
+    const fields = parseHeaderBlock(head).headers;
+    let count = 0;
+    fields.forEach((field, i) => {
+      // parseHeaderBlock gives raw as a slice of `head` (a string only for built headers)
+      if ((!whole && i === fields.length - 1) || !match(field.name) || typeof field.raw === 'string') return;
+      const start = field.raw.byteOffset - head.byteOffset;
+      if (this.removed.some(([a]) => a === start)) return;
+      this.removed.push([start, start + field.raw.length]);
+      this.removedBytes += field.raw.length;
+      count++;
+    });
+    this.removed.sort((a, b) => a[0] - b[0]);
+    if (count > 0) this.parsedHeaders = undefined;
+    return count;
+  }
+
   /** Raw prepended header lines, top first, each ending in CRLF. */
   get addedHeaders(): readonly string[] {
     return this.prepended;
@@ -65,7 +94,7 @@ export class Message {
   /** The header section, parsed on first use (reads at most the first 256 KiB of the body). */
   async headers(): Promise<readonly Header[]> {
     if (this.parsedHeaders) return this.parsedHeaders;
-    const head = await this.readHead(HEADER_SCAN_LIMIT);
+    const head = Buffer.concat([...skipRanges([await this.readHead(HEADER_SCAN_LIMIT)], this.removed)]);
     const prefix = Buffer.from(this.prepended.join(''));
     this.parsedHeaders = parseHeaderBlock(Buffer.concat([prefix, head])).headers;
     return this.parsedHeaders;
@@ -80,11 +109,21 @@ export class Message {
   /** A new, independent stream of the whole message (prepended headers, then body). */
   stream(options: { includeAdded?: boolean } = {}): Readable {
     const head = options.includeAdded === false ? [] : this.prepended.map((h) => Buffer.from(h));
-    if (this.body.kind === 'memory') return Readable.from([...head, ...this.body.chunks], { objectMode: false });
+    const removed = this.removed;
+    if (this.body.kind === 'memory') {
+      const body = removed.length === 0 ? this.body.chunks : [...skipRanges(this.body.chunks, removed)];
+      return Readable.from([...head, ...body], { objectMode: false });
+    }
     const path = this.body.path;
     return Readable.from(
       (async function* () {
         yield* head;
+        if (removed.length > 0) {
+          // removed ranges lie in the first 256 KiB; past them the file streams as usual
+          const file = createReadStream(path, { highWaterMark: 64 * 1024 });
+          yield* skipRangesAsync(file, removed);
+          return;
+        }
         // Read chunks die as fast as socket chunks do: same collection hint (gc-hint.ts).
         let read = 0;
         let nextCollect = GC_HINT_INTERVAL;
@@ -121,5 +160,44 @@ export class Message {
       if (total >= limit) break;
     }
     return Buffer.concat(parts);
+  }
+}
+
+/** `chunks` (consecutive bytes from offset 0) without the byte ranges [start, end) of `ranges` (sorted, disjoint). */
+function* skipRanges(chunks: Iterable<Buffer>, ranges: ReadonlyArray<readonly [number, number]>): Generator<Buffer> {
+  const cut = new RangeCutter(ranges);
+  for (const chunk of chunks) yield* cut.next(chunk);
+}
+
+async function* skipRangesAsync(chunks: AsyncIterable<unknown>, ranges: ReadonlyArray<readonly [number, number]>): AsyncGenerator<Buffer> {
+  const cut = new RangeCutter(ranges);
+  for await (const chunk of chunks) yield* cut.next(chunk as Buffer);
+}
+
+/** Cuts ranges out of a byte stream chunk by chunk; a range may span chunks. */
+class RangeCutter {
+  private pos = 0;
+  private r = 0;
+
+  constructor(private readonly ranges: ReadonlyArray<readonly [number, number]>) {}
+
+  *next(chunk: Buffer): Generator<Buffer> {
+    const end = chunk.length;
+    let at = 0;
+    while (this.r < this.ranges.length && at < end) {
+      const [a, b] = this.ranges[this.r]!;
+      const from = a - this.pos;
+      const to = b - this.pos;
+      if (from >= end) break;
+      if (from > at) yield chunk.subarray(at, from);
+      if (to > end) {
+        at = end; // the range goes on in the next chunk
+        break;
+      }
+      at = Math.max(at, to);
+      this.r++;
+    }
+    if (at < end) yield at === 0 ? chunk : chunk.subarray(at);
+    this.pos += end;
   }
 }
