@@ -67,10 +67,14 @@ function htmlImageOnly(name: string, score: number, min: number, max: number): B
     name,
     score,
     describe: `HTML: images with ${min}-${max} bytes of words`,
+    // SpamAssassin's "bytes of words" is the length of the HTML source (HTML.pm parse():
+    // `length += length($text)` on the raw part), not of the text a reader sees: a short
+    // HTML part with images. Measured on the visible text instead, the rule fired on 36 of
+    // the corpus's 250 hard-ham messages (newsletters: many images, little text), where
+    // SpamAssassin fires on 2; on the raw length it fires on the same messages as SA.
     test: (ctx) => {
-      if (ctx.input.html.length === 0) return false;
-      const stats = statsOf(ctx);
-      return stats.images > 0 && stats.textLength >= min && stats.textLength < max;
+      const length = ctx.input.html.length;
+      return length > min && length <= max && statsOf(ctx).images > 0;
     },
   };
 }

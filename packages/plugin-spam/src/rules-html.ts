@@ -1,17 +1,12 @@
 /**
- * How much a reader sees of an HTML body, for SpamAssassin's HTML_IMAGE_ONLY_* rules:
- * the number of characters outside tags, comments, <script> and <style>, and whether
- * there are images. A single forward scan (no regular expression that could
- * backtrack over hostile markup), over at most MAX_RULE_TEXT characters.
+ * What a reader sees of an HTML body, for EMPTY_MESSAGE and HTML_IMAGE_ONLY_*: whether
+ * any text outside tags, comments, <script> and <style> is visible, and whether there
+ * are images. A single forward scan (no regular expression that could backtrack over
+ * hostile markup), over at most MAX_RULE_TEXT characters.
  */
 import { MAX_RULE_TEXT } from './rules-context.js';
 
 export interface HtmlStats {
-  /**
-   * Characters of text outside markup, whitespace included (an entity counts as one):
-   * SpamAssassin's html length, which its HTML_IMAGE_ONLY_* buckets were tuned on.
-   */
-  textLength: number;
   /** Some of that text is not whitespace (nor &nbsp;). */
   visible: boolean;
   /** <img> tags. */
@@ -24,7 +19,6 @@ const HIDDEN = ['script', 'style', 'title', 'head'];
 export function htmlStats(html: string): HtmlStats {
   const src = html.length > MAX_RULE_TEXT ? html.slice(0, MAX_RULE_TEXT) : html;
   const lower = src.toLowerCase();
-  let textLength = 0;
   let visible = false;
   let images = 0;
   let i = 0;
@@ -39,7 +33,6 @@ export function htmlStats(html: string): HtmlStats {
       const m = /^<\/?([a-z][a-z0-9]*)/.exec(lower.slice(i, i + 12));
       if (!m) {
         // a lone '<' is text
-        textLength++;
         i++;
         continue;
       }
@@ -58,16 +51,14 @@ export function htmlStats(html: string): HtmlStats {
     if (c === 0x26 /* & */) {
       const m = /^&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});/.exec(lower.slice(i, i + 40));
       if (m) {
-        textLength++;
         // &nbsp; and numeric spaces are whitespace to a reader
         if (!/^&(?:nbsp|#160|#xa0|#32|#x20|#9|#10|#13);$/.test(m[0])) visible = true;
         i += m[0].length;
         continue;
       }
     }
-    textLength++;
     if (!(c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0c || c === 0xa0)) visible = true;
     i++;
   }
-  return { textLength, visible, images };
+  return { visible, images };
 }

@@ -105,9 +105,11 @@ describe('built-in rules', () => {
     expect(fired(withHeaders({ 'Content-Type': 'multipart/alternative; boundary=x' }, { html, text: 'Hello there' }))).not.toContain('MIME_HTML_ONLY');
   });
 
-  it('HTML_IMAGE_ONLY_xx fires once, by the amount of visible text next to images', () => {
+  it('HTML_IMAGE_ONLY_xx fires once, by the length of an HTML source with images (as SpamAssassin measures it)', () => {
     const image = '<img src="http://spam.example/a.png">';
     const words = (n: number): string => 'x'.repeat(n);
+    // SpamAssassin's HTML.pm counts the raw HTML (markup, comments and all): a short HTML
+    // part with images is the signal, not a long newsletter with little visible text.
     const cases: Array<[number, string]> = [
       [10, 'HTML_IMAGE_ONLY_04'],
       [500, 'HTML_IMAGE_ONLY_08'],
@@ -115,11 +117,17 @@ describe('built-in rules', () => {
       [3000, 'HTML_IMAGE_ONLY_32'],
     ];
     for (const [n, rule] of cases) {
-      const html = `<html><head><title>${words(5000)}</title><style>p{}</style></head><body>${image}<p>${words(n)}</p><!-- ${words(9000)} --></body></html>`;
+      const html = `${image}<!-- ${words(n)} -->`;
       expect(fired(withHeaders({}, { html })).filter((r) => r.startsWith('HTML_IMAGE_ONLY')), String(n)).toEqual([rule]);
     }
+    // bucket edges: (0, 400], (400, 800]
+    const sized = (length: number) => image + words(length - image.length);
+    expect(fired(withHeaders({}, { html: sized(400) })).filter((r) => r.startsWith('HTML_IMAGE_ONLY'))).toEqual(['HTML_IMAGE_ONLY_04']);
+    expect(fired(withHeaders({}, { html: sized(401) })).filter((r) => r.startsWith('HTML_IMAGE_ONLY'))).toEqual(['HTML_IMAGE_ONLY_08']);
     expect(fired(withHeaders({}, { html: `<p>${words(10)}</p>` })).filter((r) => r.startsWith('HTML_IMAGE'))).toEqual([]);
-    expect(fired(withHeaders({}, { html: `${image}<p>${words(4000)}</p>` })).filter((r) => r.startsWith('HTML_IMAGE'))).toEqual([]);
+    // a newsletter: sixty images and little visible text, but 20 KB of HTML
+    const newsletter = `<table>${`<tr><td>${image}</td><td style="font:10px arial">x</td></tr>`.repeat(60)}${words(15_000)}</table>`;
+    expect(fired(withHeaders({}, { html: newsletter })).filter((r) => r.startsWith('HTML_IMAGE'))).toEqual([]);
   });
 
   it('EMPTY_MESSAGE fires with no text, no visible HTML and no attachment', () => {
