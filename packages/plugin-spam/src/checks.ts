@@ -12,10 +12,12 @@ import { domainTargets, queryDomainLists, queryIpLists, type DnsListHit, type Do
 import { checkSpf, checkSpfHelo, type SpfQuery, type SpfResult } from './spf/index.js';
 import { compileRules, evaluateRules } from './rules.js';
 import type { BayesFile } from './bayes-file.js';
+import { authTests, checkAuth, type AuthResult, type AuthSettings } from './auth/index.js';
 import type { SpamOptions } from './options.js';
 import {
   bayesTests,
   DEFAULT_BAYES_SCORES,
+  DEFAULT_DKIM_SCORES,
   DEFAULT_SPF_HELO_SCORES,
   DEFAULT_SPF_SCORES,
   spfTest,
@@ -43,6 +45,10 @@ export interface ContentResult {
   content: MessageContent;
 }
 
+export interface AuthCheckResult extends AuthResult {
+  tests: SpamTest[];
+}
+
 type Compiled = ReturnType<typeof compileRules>;
 
 function defined<T>(value: T | undefined): value is T {
@@ -61,6 +67,7 @@ export class SpamChecks {
   private readonly heloScores: Record<SpfResultName, number>;
   private readonly bayesScores: Record<BayesBand, number>;
   private readonly ipLists: IpList[];
+  readonly auth: AuthSettings;
 
   constructor(
     private readonly options: SpamOptions,
@@ -73,6 +80,14 @@ export class SpamChecks {
     this.heloScores = withDefaults(DEFAULT_SPF_HELO_SCORES, options.spf.heloScores);
     this.bayesScores = withDefaults(DEFAULT_BAYES_SCORES, options.bayes?.scores ?? {});
     // An allowlist lowers the score whatever sign its weight was written with.
+    const dmarc = options.dmarc;
+    this.auth = {
+      dkim: { enabled: options.dkim.enabled, maxSignatures: options.dkim.maxSignatures, scores: withDefaults<keyof typeof DEFAULT_DKIM_SCORES>(DEFAULT_DKIM_SCORES, options.dkim.scores) },
+      dmarc: {
+        enabled: dmarc.enabled,
+        scores: { pass: dmarc.passScore, reject: dmarc.rejectScore, quarantine: dmarc.quarantineScore, none: dmarc.noneScore, missing: dmarc.missingScore },
+      },
+    };
     this.ipLists = [...options.dnsbl, ...options.dnswl.map((list) => ({ ...list, weight: -Math.abs(list.weight) }))];
   }
 
@@ -127,6 +142,20 @@ export class SpamChecks {
       query.helo ? this.domainTests({ helo: query.helo }, this.options.rhsbl, 'helo', signal) : NONE,
     ]);
     return [...sender, ...helo];
+  }
+
+  /**
+   * DKIM and DMARC for a whole message of at most maxScanSize bytes (the caller checks the
+   * size: a larger message gets no DKIM check, its body hash could not be computed from
+   * what was read). `spf` is the envelope's SPF result, for DMARC's SPF alignment. Within
+   * dnsTimeout; DNS trouble gives temperror results, a failure no tests at all.
+   */
+  async authentication(raw: Buffer, spf: SpfResult | undefined, options: { signal?: AbortSignal | undefined; random?: () => number } = {}): Promise<AuthCheckResult> {
+    if (!this.auth.dkim.enabled && !this.auth.dmarc.enabled) return { tests: [] };
+    return this.guard('dkim/dmarc', options.signal, async (deadline) => {
+      const result = await checkAuth(raw, this.auth, { dns: this.dns, spf, signal: deadline, ...(options.random ? { random: options.random } : {}) });
+      return { ...result, tests: authTests(result, this.auth) };
+    }, { tests: [] });
   }
 
   /**

@@ -35,6 +35,35 @@ const spfObject = z.strictObject({
 /** `spf: false` turns SPF off, `spf: true` or an object turns it on. */
 const spfSchema = z.preprocess((value) => (typeof value === 'boolean' ? { enabled: value } : value), spfObject);
 
+const dkimObject = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Verify at most this many DKIM-Signature fields per message, the topmost first (rspamd's default: 5). */
+  maxSignatures: z.int().min(1).max(20).default(5),
+  /** Points, replacing the defaults: DKIM_VALID, DKIM_VALID_AU (signed by the From: domain), DKIM_INVALID, DKIM_NONE (unsigned; 0 adds no test). */
+  scores: z.strictObject({ valid: points.optional(), validAuthor: points.optional(), invalid: points.optional(), none: points.optional() }).prefault({}),
+});
+
+/** `dkim: false` turns DKIM verification off (DMARC then only has SPF to align). */
+const dkimSchema = z.preprocess((value) => (typeof value === 'boolean' ? { enabled: value } : value), dkimObject);
+
+const dmarcObject = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Refuse (550 5.7.1 after DATA) a DMARC fail of a domain whose policy is p=reject (opendmarc's RejectFailures); off: points only. */
+  rejectReject: z.boolean().default(false),
+  /** DMARC_PASS */
+  passScore: points.default(-0.1),
+  /** DMARC_REJECT: failed, the domain asks for reject */
+  rejectScore: points.default(5),
+  /** DMARC_QUAR: failed, the domain asks for quarantine (or reject, outside its pct= sample) */
+  quarantineScore: points.default(3),
+  /** DMARC_NONE: failed, the domain asks for nothing (p=none) */
+  noneScore: points.default(0.1),
+  /** DMARC_MISSING: the From: domain publishes no policy (0 adds no test) */
+  missingScore: points.default(0),
+});
+
+const dmarcSchema = z.preprocess((value) => (typeof value === 'boolean' ? { enabled: value } : value), dmarcObject);
+
 const bayesSchema = z.strictObject({
   /** The token database, relative to the config file's directory. Written by `mailgate spam train`. */
   file: z.string().min(1, { error: 'must not be empty' }),
@@ -58,6 +87,8 @@ const headersSchema = z.strictObject({
   level: z.boolean().default(false),
   /** X-Spam-Report: every check that fired with its points and description. */
   report: z.boolean().default(false),
+  /** Authentication-Results: (RFC 8601) with the SPF, DKIM and DMARC results. */
+  authResults: z.boolean().default(true),
 });
 
 const cidr = z.string().superRefine((text, ctx) => {
@@ -89,6 +120,10 @@ export const spamOptionsSchema = z
     /** Longest wait for DNS list and SPF answers at one step; later answers are ignored (no points). */
     dnsTimeout: durationSchema.default(10_000),
     spf: spfSchema.prefault({}),
+    /** DKIM signatures (RFC 6376, RFC 8463) of messages up to maxScanSize. */
+    dkim: dkimSchema.prefault({}),
+    /** The From: domain's DMARC policy (RFC 7489), with the SPF and DKIM results. */
+    dmarc: dmarcSchema.prefault({}),
     /** Header and body rules: the defaults, per-rule score overrides, custom rules. */
     rules: rulesConfigSchema.prefault({}),
     /** The trainable Bayesian classifier; off without a file. */

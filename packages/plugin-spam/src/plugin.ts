@@ -16,7 +16,8 @@
 import { resolve } from 'node:path';
 import { definePlugin, untilAborted, reject, tempfail, type Logger, type PluginGatewayView, type Session, type SpamVerdict, type TapContext, type Transaction, type Verdict } from '@mailgate/core';
 import { BayesFile } from './bayes-file.js';
-import { SpamChecks, type EnvelopeResult, type IpListResult } from './checks.js';
+import { authResultsValue } from './auth/index.js';
+import { SpamChecks, type AuthCheckResult, type EnvelopeResult, type IpListResult } from './checks.js';
 import { spamCommand } from './commands.js';
 import { spamHeaders } from './headers.js';
 import { NetworkList } from './networks.js';
@@ -143,11 +144,18 @@ class SpamFilter {
 
     const limit = this.options.maxScanSize;
     const contentChecked = message.size <= limit;
+    // A message over the limit gets no DKIM check either: its body hash needs the whole body.
+    let auth: AuthCheckResult | undefined;
     if (contentChecked) {
       try {
         // The size is known, but read no more than the limit whatever it says.
         const { bytes } = await readStreamHead(message.stream(), limit, call.signal);
-        tests.push(...(await this.checks.content(bytes, { signal: call.signal })).tests);
+        const [content, authResult] = await Promise.all([
+          this.checks.content(bytes, { signal: call.signal }),
+          this.checks.authentication(bytes, envelope.spf?.result, { signal: call.signal }),
+        ]);
+        tests.push(...content.tests, ...authResult.tests);
+        auth = authResult;
       } catch (error) {
         if (call.signal.aborted) throw error;
         this.log.warn('spam: content checks failed, skipped', { session: session.id, tx: tx.id, error });
@@ -156,9 +164,13 @@ class SpamFilter {
 
     const score = totalScore(tests);
     let action = decideAction(score, this.options);
+    // opendmarc's RejectFailures: the domain asked for it, after its pct= sampling; never on temperror.
+    const dmarc = auth?.dmarc;
+    const dmarcReject = this.options.dmarc.rejectReject && dmarc?.result === 'fail' && dmarc.disposition === 'reject';
+    if (dmarcReject) action = 'reject';
     // Allowlists that did not answer could have taken points off: our DNS trouble must not
     // refuse the mail for good when only those points stood between it and reject. 451: retry.
-    const unsure = action === 'reject' && this.options.reject !== false && score - ip.unanswered < this.options.reject;
+    const unsure = !dmarcReject && action === 'reject' && this.options.reject !== false && score - ip.unanswered < this.options.reject;
     if (unsure) action = 'tempfail';
     const flagged = score >= this.options.tag;
     tx.data.spam = { score, tests, flagged, action, contentChecked };
@@ -174,6 +186,13 @@ class SpamFilter {
       ms: Math.round(performance.now() - started),
     });
 
+    if (dmarcReject) {
+      return reject(`Message rejected: the DMARC policy of ${dmarc.domain} says reject`.slice(0, 300), {
+        code: 550,
+        enhanced: '5.7.1',
+        reason: `spam: DMARC fail for ${dmarc.domain} (p=reject), score ${formatScore(score)}`,
+      });
+    }
     if (action === 'reject') {
       return reject(this.options.rejectMessage, { code: 550, enhanced: '5.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.reject}` });
     }
@@ -183,7 +202,7 @@ class SpamFilter {
     if (action === 'tempfail') {
       return tempfail(this.options.tempfailMessage, { code: 451, enhanced: '4.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.tempfail}` });
     }
-    this.addHeaders(tx, envelope, { score, tests, flagged });
+    this.addHeaders(tx, envelope, { score, tests, flagged }, auth);
     return undefined;
   }
 
@@ -259,8 +278,13 @@ class SpamFilter {
     });
   }
 
-  private addHeaders(tx: Transaction, envelope: EnvelopeResult, result: { score: number; tests: SpamTest[]; flagged: boolean }): void {
+  private addHeaders(tx: Transaction, envelope: EnvelopeResult, result: { score: number; tests: SpamTest[]; flagged: boolean }, auth: AuthCheckResult | undefined): void {
     const message = tx.message!;
+    const spf = this.options.spf.enabled && envelope.spf ? { result: envelope.spf.result, sender: envelope.spf.query.sender, helo: envelope.spf.query.helo } : undefined;
+    if (this.options.headers.authResults && (spf || auth?.dkim || auth?.dmarc)) {
+      // Built and sanitized in auth-results.ts: every value from the message or DNS is quoted, on one line.
+      message.prependRawHeader('Authentication-Results', authResultsValue({ receiver: this.gateway.hostname, spf, dkim: auth?.dkim?.signatures, dmarc: auth?.dmarc }));
+    }
     if (this.options.spf.header && envelope.spf) {
       try {
         message.prependHeader('Received-SPF', receivedSpfHeader(envelope.spf.result, envelope.spf.query, this.gateway.hostname));

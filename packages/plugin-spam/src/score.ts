@@ -50,6 +50,13 @@ export const DEFAULT_SPF_HELO_SCORES: Readonly<Record<SpfResultName, number>> = 
   temperror: 0,
 };
 
+/**
+ * DKIM points, SpamAssassin's: a valid signature says little about spam (spammers sign
+ * too), a broken one a little more. DKIM_NONE (unsigned) is 0: most legitimate small
+ * senders do not sign.
+ */
+export const DEFAULT_DKIM_SCORES = { valid: -0.1, validAuthor: -0.1, invalid: 0.1, none: 0 } as const;
+
 /** Bayes bands: [name, lowest probability, highest probability (exclusive, except the last)]. */
 export const BAYES_BANDS = [
   ['BAYES_00', 0, 0.01],

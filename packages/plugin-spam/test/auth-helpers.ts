@@ -1,0 +1,89 @@
+/**
+ * For the DKIM/DMARC tests: the RFC 8463 examples and their keys (/work/shared/data/dkim),
+ * DNS zones for them and for domains of our own signed with the same keys, and signing.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DnsResolver } from '@mailgate/core';
+import { startTestDnsServer, type TestDnsServer, type TestZone } from '@mailgate/core/testing';
+import { dkimSign } from '../src/auth/mailauth.js';
+import { SHARED_DATA } from './helpers.js';
+
+export const DKIM_DIR = resolve(SHARED_DATA, 'dkim');
+export const readDkim = (name: string): Buffer => readFileSync(resolve(DKIM_DIR, name));
+
+const records = (JSON.parse(readDkim('dns.json').toString('utf8')) as { records: Record<string, { TXT: string }> }).records;
+/** The key records of the RFC 8463 examples, as published. */
+export const RSA_RECORD = records['test._domainkey.football.example.com']!.TXT;
+export const ED25519_RECORD = records['brisbane._domainkey.football.example.com']!.TXT;
+export const RSA_KEY = readDkim('rfc8463-test.rsa.private.pem');
+/** The raw 32-byte Ed25519 seed (mailauth takes it as it is). */
+export const ED25519_KEY = Buffer.from(readDkim('rfc8463-brisbane.ed25519.private.key').toString('utf8').trim(), 'base64');
+
+/**
+ * The RFC 8463 zone, plus our own:
+ * - signer.example (keys rsa._domainkey, ed._domainkey), mail.reject.example, mail.strict.example,
+ *   reject.example, relaxed sub-signers: every key is one of the two RFC keys;
+ * - DMARC policies: reject.example p=reject; strict.example p=reject adkim=s aspf=s;
+ *   quar.example p=quarantine; none.example p=none; parent.example p=reject sp=quarantine;
+ *   pct.example p=reject pct=50; bad-p.example p=bogus; servfail.example SERVFAIL.
+ */
+export function authZone(): TestZone {
+  const zone: TestZone = {};
+  for (const [name, rec] of Object.entries(records)) zone[name] = { TXT: [rec.TXT] };
+  for (const domain of ['signer.example', 'reject.example', 'mail.reject.example', 'mail.strict.example', 'strict.example', 'quar.example', 'none.example', 'parent.example', 'pct.example']) {
+    zone[`rsa._domainkey.${domain}`] = { TXT: [RSA_RECORD] };
+    zone[`ed._domainkey.${domain}`] = { TXT: [ED25519_RECORD] };
+  }
+  Object.assign(zone, {
+    '_dmarc.reject.example': { TXT: ['v=DMARC1; p=reject; rua=mailto:dmarc@reject.example'] },
+    '_dmarc.strict.example': { TXT: ['v=DMARC1; p=reject; adkim=s; aspf=s'] },
+    '_dmarc.quar.example': { TXT: ['v=DMARC1; p=quarantine'] },
+    '_dmarc.none.example': { TXT: ['v=DMARC1; p=none'] },
+    '_dmarc.parent.example': { TXT: ['v=DMARC1; p=reject; sp=quarantine'] },
+    '_dmarc.pct.example': { TXT: ['v=DMARC1; p=reject; pct=50'] },
+    '_dmarc.bad-p.example': { TXT: ['v=DMARC1; p=bogus'] },
+    '_dmarc.servfail.example': { TXT: ['v=DMARC1; p=reject'], servfail: true },
+    'garbage._domainkey.signer.example': { TXT: ['v=DKIM1; k=rsa; p=!!!not base64 at all!!!'] },
+    'junk._domainkey.signer.example': { TXT: ['\u0000\u00ff;;;==;p=;k=ed25519'] },
+    'tmp._domainkey.signer.example': { TXT: [RSA_RECORD], servfail: true },
+    // SPF for the end-to-end tests: loopback may send for these
+    'reject.example': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] },
+    'bounce.signer.example': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] },
+  } satisfies TestZone);
+  return zone;
+}
+
+export async function startAuthDns(extra: TestZone = {}): Promise<{ server: TestDnsServer; resolver: DnsResolver }> {
+  const server = await startTestDnsServer({ ...authZone(), ...extra });
+  const resolver = new DnsResolver({ servers: [server.address], timeout: 500, retries: 1 });
+  return { server, resolver };
+}
+
+export interface SignWith {
+  domain: string;
+  selector?: string;
+  key?: 'rsa' | 'ed25519';
+  maxBodyLength?: number;
+}
+
+/** The message with DKIM-Signature fields on top, one per entry (relaxed/relaxed). */
+export async function sign(message: string, ...signers: SignWith[]): Promise<string> {
+  const { signatures, errors } = await dkimSign(message, {
+    canonicalization: 'relaxed/relaxed',
+    signatureData: signers.map((s) => ({
+      signingDomain: s.domain,
+      selector: s.selector ?? (s.key === 'ed25519' ? 'ed' : 'rsa'),
+      privateKey: s.key === 'ed25519' ? ED25519_KEY : RSA_KEY,
+      algorithm: s.key === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256',
+      ...(s.maxBodyLength !== undefined ? { maxBodyLength: s.maxBodyLength } : {}),
+    })),
+  });
+  if (errors.length > 0) throw new Error(`signing failed: ${String(errors[0])}`);
+  return signatures + message;
+}
+
+/** A small message from `from`, CRLF line ends. */
+export function mail(from: string, body = 'Hello there.\r\nBye.\r\n', extra: string[] = []): string {
+  return [`From: ${from}`, 'To: bob@example.test', 'Subject: auth test', 'Date: Thu, 26 Nov 2026 10:00:00 +0000', `Message-ID: <auth-${Math.random().toString(36).slice(2)}@example.test>`, ...extra, '', ''].join('\r\n') + body;
+}
