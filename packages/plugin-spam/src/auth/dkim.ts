@@ -52,6 +52,13 @@ export interface DkimOptions {
  */
 export const MAX_HEADER_LINES = 2000;
 
+/**
+ * A real DKIM-Signature field is under 2 KiB (a 4096-bit RSA b= is 684 characters).
+ * mailauth looks up each h= name among all header fields: a field with 100 000 names in
+ * h= costs it seconds. Longer fields are not handed to it.
+ */
+export const MAX_SIGNATURE_FIELD = 8192;
+
 export async function verifyDkim(raw: Buffer, options: DkimOptions): Promise<DkimCheck> {
   const max = Math.max(0, options.maxSignatures ?? 5);
   const head = headerBlock(raw);
@@ -61,13 +68,17 @@ export async function verifyDkim(raw: Buffer, options: DkimOptions): Promise<Dki
   }
   const total = head.signatures.length;
   const skipped = Math.max(0, total - max);
-  const input = skipped > 0 ? withoutFields(raw, head.signatures.slice(max)) : raw;
+  const considered = head.signatures.slice(0, max);
+  const tooLong = considered.filter(([start, end]) => end - start > MAX_SIGNATURE_FIELD);
+  const removed = [...tooLong, ...head.signatures.slice(max)].sort((a, b) => a[0] - b[0]);
+  const input = removed.length > 0 ? withoutFields(raw, removed) : raw;
   const output = await dkimVerify(input, { resolver: options.resolver });
   const verified = output.results.filter((r) => r.status.result !== 'none');
   const signatures = verified.map(mapResult);
   // mailauth leaves out signatures it cannot even try (unknown a=, no d= or s=): RFC 8601 neutral.
-  const unusable = Math.min(total, max) - verified.length;
+  const unusable = considered.length - tooLong.length - verified.length;
   for (let i = 0; i < unusable; i++) signatures.push({ result: 'neutral', comment: 'signature not usable (syntax, algorithm or canonicalization)' });
+  for (let i = 0; i < tooLong.length; i++) signatures.push({ result: 'neutral', comment: `signature field longer than ${MAX_SIGNATURE_FIELD} bytes, not verified` });
   if (signatures.length === 0) signatures.push({ result: 'none', comment: 'message not signed' });
   return { signatures, headerFrom: output.headerFrom ?? [], total, skipped };
 }

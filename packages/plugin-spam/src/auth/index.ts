@@ -10,7 +10,7 @@ import { verifyDkim, type DkimCheck } from './dkim.js';
 import { evaluateDmarc, isAligned, type DmarcResult } from './dmarc.js';
 import { mailauthResolver } from './resolver-adapter.js';
 
-export { verifyDkim, MAX_HEADER_LINES, type DkimCheck, type DkimSignatureResult, type DkimResultCode } from './dkim.js';
+export { verifyDkim, MAX_HEADER_LINES, MAX_SIGNATURE_FIELD, type DkimCheck, type DkimSignatureResult, type DkimResultCode } from './dkim.js';
 export { evaluateDmarc, isAligned, organizationalDomain, type DmarcResult, type DmarcPolicy, type DmarcResultCode } from './dmarc.js';
 export { authResultsValue, type AuthResultsInput } from './auth-results.js';
 export { mailauthResolver, nodeCode, NodeDnsError } from './resolver-adapter.js';
