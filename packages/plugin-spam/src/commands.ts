@@ -12,6 +12,7 @@ import { SpamChecks } from './checks.js';
 import { parseContent } from './content.js';
 import { corpusMessages, CorpusError } from './corpus.js';
 import type { SpamOptions } from './options.js';
+import type { SpfResult } from './spf/index.js';
 import { readFileHead, readStreamHead } from './read-head.js';
 import { decideAction, formatScore, totalScore, type SpamTest } from './score.js';
 
@@ -26,8 +27,9 @@ export const SPAM_USAGE = `usage: mailgate spam COMMAND [ARGS] -c gateway.yaml
         give the paths after --forget).
   check [--ip ADDRESS] [--sender ADDRESS] [--helo NAME] FILE|-
         Score one message as the gateway would and print every check's points (like
-        spamassassin -t). Content checks always run; DNS lists of the client and SPF
-        only with --ip (and --sender/--helo), using the config's DNS servers.
+        spamassassin -t). Content checks, DKIM and DMARC always run; DNS lists of the
+        client and SPF only with --ip (and --sender/--helo), using the config's DNS
+        servers (DMARC then also aligns with that SPF result).
   stats
         The Bayes database: messages learned, tokens, and whether it is used yet.
 
@@ -206,13 +208,18 @@ async function check(args: readonly string[], context: Context): Promise<number>
       throw new Error(`${parsed.file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
     });
   const tests: SpamTest[] = [];
+  let spf: SpfResult | undefined;
   if (parsed.ip !== undefined) {
     const [ipTests, envelope] = await Promise.all([
       checks.ipListTests(parsed.ip),
       checks.envelope({ ip: parsed.ip, sender: parsed.sender ?? '', helo: parsed.helo ?? '', receiver: context.config.hostname }),
     ]);
     tests.push(...ipTests, ...envelope.tests);
+    spf = envelope.spf?.result;
   }
+  // DKIM needs only DNS, so it always runs; DMARC aligns with SPF only when --ip gave one. Like the
+  // gateway, a message over maxScanSize gets no DKIM check (its body hash needs the whole body).
+  if (!truncated) tests.push(...(await checks.authentication(bytes, spf)).tests);
   if (truncated) write(context.stdout, `The message is larger than maxScanSize (${options.maxScanSize} bytes): the gateway would run no content checks on it; only its head is checked here.`);
   // Dates are judged against the message's own arrival (its top Received: header), as SpamAssassin does.
   tests.push(...(await checks.content(bytes.subarray(0, options.maxScanSize), { now: 'received' })).tests);
