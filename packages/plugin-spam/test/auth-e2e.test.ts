@@ -59,7 +59,7 @@ describe('through the gateway', () => {
     const [msg] = stored;
     const ar = headerOf(msg!.full, 'Authentication-Results')!;
     expect(ar).toMatch(/^mx\.auth\.test; spf=pass smtp\.mailfrom=ann@reject\.example; /);
-    expect(ar).toMatch(/; dkim=pass header\.d=reject\.example header\.s=ed header\.a=ed25519-sha256 header\.b=\S{8}; dkim=pass header\.d=reject\.example header\.s=rsa header\.a=rsa-sha256 /);
+    expect(ar, ar).toMatch(/; dkim=pass header\.d=reject\.example header\.s=ed header\.a=ed25519-sha256 header\.b=("[^"]{8}"|[^ ;"]{8}); dkim=pass header\.d=reject\.example header\.s=rsa header\.a=rsa-sha256 /);
     expect(ar).toMatch(/; dmarc=pass \(p=REJECT\) header\.from=reject\.example$/);
     expect(names(msg!)).toEqual(expect.arrayContaining(['SPF_PASS', 'DKIM_VALID', 'DKIM_VALID_AU', 'DMARC_PASS']));
     // The header is folded, one method per line.
@@ -156,6 +156,11 @@ describe('Authentication-Results value', () => {
       'dkim=fail (bad \\(very\\) bad\\\\) header.d="evil.example; dkim=pass" header.s="a\\"b\\\\c" header.a="rsa-sha256 X-Injected: yes";',
       'dmarc=none (no DMARC record) header.from=x.example',
     ]);
+  });
+
+  it('a header.b with "/" or "=" (tspecials) is a quoted-string, a plain one a token', () => {
+    expect(authResultsValue({ receiver: 'mx.test', dkim: [{ result: 'pass', b: 'ab/c+d=e' }] })).toBe('mx.test;\r\n\tdkim=pass header.b="ab/c+d=e"');
+    expect(authResultsValue({ receiver: 'mx.test', dkim: [{ result: 'pass', b: 'abCD12+x' }] })).toBe('mx.test;\r\n\tdkim=pass header.b=abCD12+x');
   });
 
   it('nothing checked: "none"', () => {

@@ -56,7 +56,7 @@ export function authZone(): TestZone {
 
 export async function startAuthDns(extra: TestZone = {}): Promise<{ server: TestDnsServer; resolver: DnsResolver }> {
   const server = await startTestDnsServer({ ...authZone(), ...extra });
-  const resolver = new DnsResolver({ servers: [server.address], timeout: 500, retries: 1 });
+  const resolver = new DnsResolver({ servers: [server.address], timeout: 2000, retries: 2 });
   return { server, resolver };
 }
 

@@ -58,7 +58,7 @@ describe('options', () => {
     const d = spamOptionsSchema.parse({});
     expect(d).toMatchObject({ tag: 5, reject: 15, maxScanSize: 512 * 1024, skipAuthenticated: true, trustedNetworks: [], dnsbl: [], uribl: [] });
     expect(d.spf).toMatchObject({ enabled: true, rejectFail: false, header: true });
-    expect(d.headers).toEqual({ status: true, score: true, flag: true, level: false, report: false });
+    expect(d.headers).toEqual({ status: true, score: true, flag: true, level: false, report: false, authResults: true });
     expect(d.bayes).toBeUndefined();
     expect(spamOptionsSchema.parse({ spf: false }).spf.enabled).toBe(false);
     expect(spamOptionsSchema.parse({ reject: false }).reject).toBe(false);
