@@ -1,14 +1,14 @@
 /**
  * @mailgate/plugin-spam — the whole public API: the plugin (default export), its
  * options schema, the result it leaves on `tx.data.spam`, and the building blocks
- * (content parsing, Bayes, DNS lists, rules, SPF) for programs that embed them.
+ * (content parsing, Bayes, DNS lists, rules, SPF, DKIM and DMARC) for programs that embed them.
  */
 import { spamPlugin } from './plugin.js';
 
 export { spamPlugin, type SpamResult } from './plugin.js';
 export { spamOptionsSchema, type SpamOptions, type SpamOptionsInput } from './options.js';
 export { spamCommand, SPAM_USAGE } from './commands.js';
-export { SpamChecks, type EnvelopeResult, type ContentResult } from './checks.js';
+export { SpamChecks, type EnvelopeResult, type ContentResult, type AuthCheckResult } from './checks.js';
 export { spamHeaders, type SpamHeader, type HeaderChoice } from './headers.js';
 export {
   bayesTests,
@@ -20,6 +20,7 @@ export {
   DEFAULT_BAYES_SCORES,
   DEFAULT_SPF_SCORES,
   DEFAULT_SPF_HELO_SCORES,
+  DEFAULT_DKIM_SCORES,
   type SpamTest,
   type SpamAction,
   type Thresholds,
@@ -40,5 +41,23 @@ export {
 } from './dnslists.js';
 export { compileRules, evaluateRules, rulesConfigSchema, ruleSchema, BUILTIN_RULE_NAMES, type CompiledRules, type RuleHit, type RuleInput, type RulesConfigInput } from './rules.js';
 export { checkSpf, checkSpfHelo, receivedSpfHeader, type SpfQuery, type SpfResult, type SpfResultCode } from './spf/index.js';
+export {
+  checkAuth,
+  authTests,
+  verifyDkim,
+  evaluateDmarc,
+  isAligned,
+  organizationalDomain,
+  authResultsValue,
+  mailauthResolver,
+  type AuthResult,
+  type AuthSettings,
+  type DkimCheck,
+  type DkimSignatureResult,
+  type DkimResultCode,
+  type DmarcResult,
+  type DmarcPolicy,
+  type DmarcResultCode,
+} from './auth/index.js';
 
 export default spamPlugin;
