@@ -64,7 +64,29 @@ export interface MailauthSignOptions {
   signatureData: Array<{ signingDomain: string; selector: string; privateKey: string | Buffer; algorithm?: string; canonicalization?: string; maxBodyLength?: number }>;
 }
 
-export const dkimVerify = (require('mailauth/lib/dkim/verify.js') as { dkimVerify: (input: Buffer, options: MailauthDkimOptions) => Promise<MailauthDkimOutput> }).dkimVerify;
+const verify = (require('mailauth/lib/dkim/verify.js') as { dkimVerify: (input: Buffer, options: MailauthDkimOptions) => Promise<MailauthDkimOutput> }).dkimVerify;
+
+/**
+ * mailauth's verify, without the debug line mailauth 4.13.3 writes with console.log
+ * ("TOTAL <n> EXPECTING <l>", lib/dkim/dkim-verifier.js) for every signature whose l= does
+ * not match the body: any sender could make the gateway print it, into the stdout that
+ * carries its JSON log. Exactly that line is dropped; everything else goes through.
+ */
+export function dkimVerify(input: Buffer, options: MailauthDkimOptions): Promise<MailauthDkimOutput> {
+  silenceLengthDebugLine();
+  return verify(input, options);
+}
+
+let silenced = false;
+function silenceLengthDebugLine(): void {
+  if (silenced) return;
+  silenced = true;
+  const log = console.log;
+  console.log = function (...args: unknown[]): void {
+    if (args.length === 4 && args[0] === 'TOTAL' && args[2] === 'EXPECTING') return;
+    log.apply(console, args);
+  };
+}
 
 /** _dmarc.<domain>, then _dmarc.<organizational domain> (RFC 7489 §6.6.3); false: no record. Throws on DNS trouble. */
 export const getDmarcRecord = require('mailauth/lib/dmarc/get-dmarc-record.js') as (domain: string, resolver: MailauthResolver) => Promise<MailauthDmarcRecord | false>;
