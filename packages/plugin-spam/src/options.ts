@@ -89,6 +89,12 @@ const headersSchema = z.strictObject({
   report: z.boolean().default(false),
   /** Authentication-Results: (RFC 8601) with the SPF, DKIM and DMARC results. */
   authResults: z.boolean().default(true),
+  /**
+   * Remove, from scanned mail, the X-Spam-* fields the sender put in and the
+   * Authentication-Results fields that claim to be this gateway's (RFC 8601 §5), as
+   * SpamAssassin does: a forged "X-Spam-Status: No" must not travel on below ours.
+   */
+  removeExisting: z.boolean().default(true),
 });
 
 const cidr = z.string().superRefine((text, ctx) => {

@@ -202,8 +202,21 @@ class SpamFilter {
     if (action === 'tempfail') {
       return tempfail(this.options.tempfailMessage, { code: 451, enhanced: '4.7.1', reason: `spam: score ${formatScore(score)} >= ${this.options.tempfail}` });
     }
+    if (this.options.headers.removeExisting) await this.removeForeignHeaders(tx);
     this.addHeaders(tx, envelope, { score, tests, flagged }, auth);
     return undefined;
+  }
+
+  /** The sender's X-Spam-* fields, and Authentication-Results fields naming us as their authserv-id. */
+  private async removeForeignHeaders(tx: Transaction): Promise<void> {
+    const us = this.gateway.hostname.toLowerCase();
+    const removed = await tx.message!.removeHeaders((name, value) => {
+      const lower = name.toLowerCase();
+      if (lower.startsWith('x-spam-')) return true;
+      // authserv-id: the value's first token, before ';' (and an optional version number)
+      return lower === 'authentication-results' && value.split(';', 1)[0]!.trim().split(/\s+/, 1)[0]!.toLowerCase() === us;
+    });
+    if (removed > 0) this.log.debug('spam: removed header fields the sender put in', { tx: tx.id, removed });
   }
 
   reset(tx: Transaction): void {

@@ -58,7 +58,7 @@ describe('options', () => {
     const d = spamOptionsSchema.parse({});
     expect(d).toMatchObject({ tag: 5, reject: 15, maxScanSize: 512 * 1024, skipAuthenticated: true, trustedNetworks: [], dnsbl: [], uribl: [] });
     expect(d.spf).toMatchObject({ enabled: true, rejectFail: false, header: true });
-    expect(d.headers).toEqual({ status: true, score: true, flag: true, level: false, report: false, authResults: true });
+    expect(d.headers).toEqual({ status: true, score: true, flag: true, level: false, report: false, authResults: true, removeExisting: true });
     expect(d.bayes).toBeUndefined();
     expect(spamOptionsSchema.parse({ spf: false }).spf.enabled).toBe(false);
     expect(spamOptionsSchema.parse({ reject: false }).reject).toBe(false);
@@ -184,6 +184,34 @@ describe('after DATA', () => {
     expect(headerOf(full, 'X-Spam-Level')).toBe('*'.repeat(Math.floor(spam!.score)));
     expect(headerOf(full, 'X-Spam-Status')).toMatch(/^Yes, score=\d+\.\d required=5\.0 tests=.*TEST_SPAMMY/);
     expect(headerOf(full, 'X-Spam-Report')).toMatch(/\* +6\.0 TEST_SPAMMY Sells cheap pills/);
+  });
+
+  it("remove the sender's X-Spam-* fields and Authentication-Results claiming to be ours (RFC 8601 §5), keep others'", async () => {
+    const forged = [
+      'X-Spam-Status: No, score=-9.9 required=5.0',
+      'X-Spam-Flag: NO',
+      'x-spam-score:\r\n -9.9',
+      'Authentication-Results: MX.test; dkim=pass header.d=bank.example',
+      'Authentication-Results: mx.other.example; spf=fail smtp.mailfrom=x@y.example',
+    ];
+    const r = await transact({ headers: { report: true, level: true } }, { body: message({ body: 'buy cheap-pills here', headers: forged }) });
+    expect(r.final).toMatch(/^250 /);
+    const full = r.stored[0]!.full;
+    const head = full.slice(0, full.indexOf('\r\n\r\n') + 2).replace(/\r\n[ \t]/g, ' ');
+    const fields = (name: string) => head.split('\r\n').filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+    expect(fields('X-Spam-Status')).toEqual([expect.stringMatching(/^X-Spam-Status: Yes, score=/)]);
+    expect(fields('X-Spam-Flag')).toEqual(['X-Spam-Flag: YES']);
+    expect(fields('X-Spam-Score')).toHaveLength(1);
+    expect(fields('Authentication-Results').map((l) => l.split(';')[0])).toEqual(['Authentication-Results: mx.test', 'Authentication-Results: mx.other.example']);
+    expect(head).not.toContain('bank.example');
+    // the body and the rest of the header block are as sent
+    expect(full.endsWith('\r\n\r\nbuy cheap-pills here\r\n')).toBe(true);
+    expect(head).toContain('Message-ID: <test-1@spf-pass.example>');
+  });
+
+  it('leave the fields in place with headers.removeExisting: false', async () => {
+    const r = await transact({ headers: { removeExisting: false } }, { body: message({ headers: ['X-Spam-Flag: NO'] }) });
+    expect(r.stored[0]!.full).toContain('\r\nX-Spam-Flag: NO\r\n');
   });
 
   it('leave a clean message untagged but with its status', async () => {

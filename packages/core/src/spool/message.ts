@@ -60,13 +60,13 @@ export class Message {
   }
 
   /**
-   * Leave out the header fields of the message as received whose name matches, as a
-   * spam filter drops the X-Spam-* headers a sender put there before adding its own
-   * (SpamAssassin does). The stored body is not rewritten: `stream()` skips the fields.
+   * Leave out the header fields of the message as received that `match` (name as
+   * written, unfolded value), as a spam filter drops the X-Spam-* headers a sender put
+   * there before adding its own (SpamAssassin does). The stored body is not rewritten: `stream()` skips the fields.
    * Only the first 256 KiB are looked at; headers added with prependHeader are not
    * affected. Resolves to how many fields were removed.
    */
-  async removeHeaders(match: (name: string) => boolean): Promise<number> {
+  async removeHeaders(match: (name: string, value: string) => boolean): Promise<number> {
     const head = await this.readHead(HEADER_SCAN_LIMIT);
     // A header block longer than the window: its last field seen may be cut short; keep it.
     const whole = findHeaderEnd(head) >= 0 || head.length < HEADER_SCAN_LIMIT;
@@ -74,7 +74,7 @@ export class Message {
     let count = 0;
     fields.forEach((field, i) => {
       // parseHeaderBlock gives raw as a slice of `head` (a string only for built headers)
-      if ((!whole && i === fields.length - 1) || !match(field.name) || typeof field.raw === 'string') return;
+      if ((!whole && i === fields.length - 1) || typeof field.raw === 'string' || !match(field.name, field.value)) return;
       const start = field.raw.byteOffset - head.byteOffset;
       if (this.removed.some(([a]) => a === start)) return;
       this.removed.push([start, start + field.raw.length]);
