@@ -24,6 +24,8 @@ export class Message {
   private parsedHeaders: Header[] | undefined;
   /** Byte ranges [start, end) of the received message left out on output (removed header fields), sorted. */
   private removed: Array<[number, number]> = [];
+  /** Starts of the ranges in `removed`: a sender picks how many fields match, so no linear search per field. */
+  private readonly removedStarts = new Set<number>();
   private removedBytes = 0;
 
   constructor(
@@ -76,13 +78,17 @@ export class Message {
       // parseHeaderBlock gives raw as a slice of `head` (a string only for built headers)
       if ((!whole && i === fields.length - 1) || typeof field.raw === 'string' || !match(field.name, field.value)) return;
       const start = field.raw.byteOffset - head.byteOffset;
-      if (this.removed.some(([a]) => a === start)) return;
+      if (this.removedStarts.has(start)) return;
+      this.removedStarts.add(start);
       this.removed.push([start, start + field.raw.length]);
       this.removedBytes += field.raw.length;
       count++;
     });
-    this.removed.sort((a, b) => a[0] - b[0]);
-    if (count > 0) this.parsedHeaders = undefined;
+    if (count > 0) {
+      // A new array: a stream() already running keeps cutting the ranges it started with.
+      this.removed = [...this.removed].sort((a, b) => a[0] - b[0]);
+      this.parsedHeaders = undefined;
+    }
     return count;
   }
 
