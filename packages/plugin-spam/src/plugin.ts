@@ -213,8 +213,7 @@ class SpamFilter {
     const removed = await tx.message!.removeHeaders((name, value) => {
       const lower = name.toLowerCase();
       if (lower.startsWith('x-spam-')) return true;
-      // authserv-id: the value's first token, before ';' (and an optional version number)
-      return lower === 'authentication-results' && value.split(';', 1)[0]!.trim().split(/\s+/, 1)[0]!.toLowerCase() === us;
+      return lower === 'authentication-results' && authservId(value)?.toLowerCase() === us;
     });
     if (removed > 0) this.log.debug('spam: removed header fields the sender put in', { tx: tx.id, removed });
   }
@@ -308,4 +307,40 @@ class SpamFilter {
     // prependRawHeader puts each header on top: add them bottom first.
     for (const header of spamHeaders(result, this.options.tag, this.options.headers).reverse()) message.prependRawHeader(header.name, header.value);
   }
+}
+
+/**
+ * The authserv-id of an Authentication-Results value (RFC 8601 §2.2): a token or a
+ * quoted-string after optional comments and white space. Readers skip comments and
+ * unquote, so "(x) mx.test;", "\"mx.test\";" and "mx.test(x);" all claim mx.test: taking the
+ * first space-separated word would let such a forged field through. undefined: unparsable.
+ */
+export function authservId(value: string): string | undefined {
+  let i = 0;
+  const n = value.length;
+  const skipCfws = (): void => {
+    for (;;) {
+      while (i < n && (value[i] === ' ' || value[i] === '\t')) i++;
+      if (value[i] !== '(') return;
+      let depth = 0;
+      for (; i < n; i++) {
+        const c = value[i];
+        if (c === '\\') i++;
+        else if (c === '(') depth++;
+        else if (c === ')' && --depth === 0) {
+          i++;
+          break;
+        }
+      }
+    }
+  };
+  skipCfws();
+  if (value[i] === '"') {
+    let id = '';
+    for (i++; i < n && value[i] !== '"'; i++) id += value[i] === '\\' ? (value[++i] ?? '') : value[i];
+    return i < n ? id : undefined;
+  }
+  const start = i;
+  while (i < n && !/[\s;()"]/.test(value[i]!)) i++;
+  return i > start ? value.slice(start, i) : undefined;
 }
