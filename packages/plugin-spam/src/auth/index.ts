@@ -51,8 +51,10 @@ export async function checkAuth(
   context: { dns: Pick<DnsResolver, 'resolve'>; spf?: SpfResult | undefined; signal?: AbortSignal | undefined; random?: () => number },
 ): Promise<AuthResult> {
   if (!settings.dkim.enabled && !settings.dmarc.enabled) return {};
-  // Lookups: one key per signature, two DMARC records per author domain (at most 5).
-  const resolver = mailauthResolver(context.dns, { signal: context.signal, maxQueries: settings.dkim.maxSignatures + 10 });
+  // Lookups: one key per signature, two for the newest ARC set (mailauth verifies its
+  // ARC-Message-Signature and ARC-Seal along with the DKIM signatures), two DMARC records
+  // per author domain (at most 5).
+  const resolver = mailauthResolver(context.dns, { signal: context.signal, maxQueries: settings.dkim.maxSignatures + 2 + 10 });
   // DMARC needs the From: addresses and DKIM's results: with DKIM off, no signature is tried.
   const dkim = await verifyDkim(raw, { resolver, maxSignatures: settings.dkim.enabled ? settings.dkim.maxSignatures : 0 });
   const result: AuthResult = {};
