@@ -77,6 +77,12 @@ export const spamPlugin = definePlugin({
   options: spamOptionsSchema,
   commands: { spam: spamCommand },
   async setup({ tap, options, gateway, log, configDir }) {
+    // A check gives up after dnsTimeout and only loses its points; the core fails a tap
+    // that runs past pluginTimeout with a 451. The other way round, slow DNS would turn
+    // every RCPT and DATA into a 451.
+    if (options.dnsTimeout >= gateway.config.pluginTimeout) {
+      throw new Error(`dnsTimeout (${options.dnsTimeout} ms) must be shorter than the gateway's pluginTimeout (${gateway.config.pluginTimeout} ms)`);
+    }
     const bayes = options.bayes
       ? await BayesFile.open(resolve(configDir, options.bayes.file), {
           reloadInterval: options.bayes.reloadInterval,

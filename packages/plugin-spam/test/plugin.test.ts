@@ -49,6 +49,12 @@ async function transact(
 }
 
 describe('options', () => {
+  it('refuse a dnsTimeout the core would cut short (pluginTimeout): slow DNS would become 451s', async () => {
+    await expect(spamGateway(dns.resolver, testOptions({ dnsTimeout: '30s' }))).rejects.toThrow(/dnsTimeout \(30000 ms\) must be shorter than the gateway's pluginTimeout \(30000 ms\)/);
+    const { gateway } = await spamGateway(dns.resolver, testOptions({ dnsTimeout: '30s' }), { pluginTimeout: '45s' });
+    await gateway.close();
+  });
+
   it('accept the DESIGN.md example and give safe defaults', () => {
     const o = spamOptionsSchema.parse({ reject: 15, tag: 5, dnsbl: [{ zone: 'zen.example', weight: 4 }] });
     expect(o.tag).toBe(5);
@@ -150,7 +156,8 @@ describe('envelope checks at RCPT', () => {
     dns.server.set('66.2.0.192.tarpit.example', { A: ['127.0.0.2'], delayMs: 5_000 });
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({ level: 'debug', format: 'json', write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const gateway = createGateway({ hostname: 'mx.test' }, { logger, dns: dns.resolver });
+    // dnsTimeout and pluginTimeout far above the 5 s answer: only the signal can end the wait early
+    const gateway = createGateway({ hostname: 'mx.test', pluginTimeout: '90s' }, { logger, dns: dns.resolver });
     await gateway.use(spamPlugin, testOptions({ dnsbl: [{ zone: 'tarpit.example', weight: 20 }], dnsTimeout: '60s' }));
     const s = await testSession(gateway, { remoteAddress: '192.0.2.66' });
     await s.send('EHLO client.example\r\nMAIL FROM:<ann@spf-pass.example>\r\n');
