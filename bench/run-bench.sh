@@ -9,7 +9,8 @@
 #   npm run bench -- --no-build --scenarios 1k_c1,1k_c50 --cap 6 -- --noise-threshold 0.5
 #
 # Options (or the environment variable in brackets):
-#   --mode discard|maildir|relay|all  [BENCH_MODE]   default discard; relay runs plugin-relay's driver
+#   --mode discard|maildir|relay|spam|all  [BENCH_MODE]   default discard; relay runs plugin-relay's driver;
+#                                              spam = discard mode with plugin-spam scanning (not in all)
 #   --only LIST                 [BENCH_ONLY]   anchors to run beside mailgate, default
 #                                              smtp-sink,haraka,smtp-server-nodelay; "none" = mailgate only;
 #                                              also: smtp-server, aiosmtpd, aiosmtpd-raw (maildir only)
@@ -43,7 +44,7 @@ MAILDIR_FS=${BENCH_MAILDIR_FS:-}
 TAG=
 PASS=()
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "run-bench: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
-case $MODE in discard|maildir|relay|all) ;; *) die "--mode must be discard, maildir, relay or all (got '$MODE')" ;; esac
+case $MODE in discard|maildir|relay|spam|all) ;; *) die "--mode must be discard, maildir, relay, spam or all (got '$MODE')" ;; esac
 case $MAILDIR_FS in ''|tmp|journal) ;; *) die "--maildir-fs must be journal or tmp (got '$MAILDIR_FS')" ;; esac
 [ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
 [ -x "$HARNESS/anchors.sh" ] || die "harness not found: $HARNESS/anchors.sh (set MAILGATE_SHARED)"
@@ -79,6 +80,7 @@ RELAY=0
 case $MODE in
     relay) RELAY=1 ;;
     discard) MODES=(discard) ;;
+    spam) MODES=(spam) ;;
     maildir) [ -f bench/gateway-maildir.yaml ] || die "bench/gateway-maildir.yaml does not exist yet"
              MODES=(maildir) ;;
     all) MODES=(discard); RELAY=1
@@ -158,9 +160,21 @@ for m in ${MODES[@]+"${MODES[@]}"}; do
     tag=${TAG:-mailgate-$m-$STAMP}
     [ -n "$TAG" ] && [ ${#MODES[@]} -gt 1 ] && tag=$TAG-$m
     [ "$QUICK" = 1 ] && [ -z "$TAG" ] && tag=$tag-quick
-    args=(--mode "$m" --reps "$REPS" --only "$ONLY" --results "$RESULTS" --tag "$tag")
+    # spam mode is the harness's discard mode, with plugin-spam in front of the discard plugin
+    hm=$m; [ "$m" = spam ] && hm=discard
+    args=(--mode "$hm" --reps "$REPS" --only "$ONLY" --results "$RESULTS" --tag "$tag")
     [ "$QUICK" = 1 ] && args+=(--quick)
     if [ "$m" = discard ]; then args+=(--server "mailgate=$(server_cmd discard)")
+    elif [ "$m" = spam ]; then
+        # Bayes needs 200 spam and 200 ham before it scores: train it once on the public corpus
+        export BENCH_BAYES=${BENCH_BAYES:-/tmp/mailgate-bench-bayes.db}
+        if [ ! -s "$BENCH_BAYES" ]; then
+            corpus=$(mktemp -d /tmp/mailgate-bench-corpus.XXXXXX)
+            tar -xzf "$SHARED/data/spamassassin-public-corpus/sa-public-corpus-5groups.tar.gz" -C "$corpus"
+            npx --no -- mailgate spam train -c bench/gateway-spam.yaml --spam "$corpus/spam-2" --ham "$corpus/easy-ham-1" || RC=1
+            rm -rf "$corpus"
+        fi
+        args+=(--server "mailgate=$(server_cmd spam)" --server "mailgate-nospam=$(server_cmd discard)")
     else args+=(--maildir-server "mailgate=$(server_cmd maildir)"); fi
     echo "run-bench: $HARNESS/anchors.sh ${args[*]} ${PASS[*]-}"
     set +e
@@ -171,7 +185,7 @@ for m in ${MODES[@]+"${MODES[@]}"}; do
     jsonl=$RESULTS/run-$tag.jsonl
     [ -f "$RESULTS/run-$tag.md" ] && MDS+=("$RESULTS/run-$tag.md")
     # anchors.sh exits 0 even when a server fails to start: check mailgate's records
-    if ! "$PY" - "$jsonl" "/tmp/bench-logs/$tag/mailgate-$m.log" <<'EOF'
+    if ! "$PY" - "$jsonl" "/tmp/bench-logs/$tag/mailgate-$hm.log" <<'EOF'
 import json, sys
 try:
     recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
