@@ -64,9 +64,9 @@ export class Message {
   /**
    * Leave out the header fields of the message as received that `match` (name as
    * written, unfolded value), as a spam filter drops the X-Spam-* headers a sender put
-   * there before adding its own (SpamAssassin does). The stored body is not rewritten: `stream()` skips the fields.
-   * Only the first 256 KiB are looked at; headers added with prependHeader are not
-   * affected. Resolves to how many fields were removed.
+   * there before adding its own (SpamAssassin does). The stored body is not rewritten:
+   * `stream()` skips the fields. Only the first 256 KiB are looked at; headers added with
+   * prependHeader are not affected. Resolves to how many fields were removed.
    */
   async removeHeaders(match: (name: string, value: string) => boolean): Promise<number> {
     const head = await this.readHead(HEADER_SCAN_LIMIT);
@@ -124,16 +124,13 @@ export class Message {
     return Readable.from(
       (async function* () {
         yield* head;
-        if (removed.length > 0) {
-          // removed ranges lie in the first 256 KiB; past them the file streams as usual
-          const file = createReadStream(path, { highWaterMark: 64 * 1024 });
-          yield* skipRangesAsync(file, removed);
-          return;
-        }
+        const file = createReadStream(path, { highWaterMark: 64 * 1024 });
+        // removed ranges lie in the first 256 KiB; past them the file streams as usual
+        const source = removed.length === 0 ? file : skipRangesAsync(file, removed);
         // Read chunks die as fast as socket chunks do: same collection hint (gc-hint.ts).
         let read = 0;
         let nextCollect = GC_HINT_INTERVAL;
-        for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+        for await (const chunk of source) {
           read += (chunk as Buffer).length;
           if (read >= nextCollect) {
             nextCollect = read + GC_HINT_INTERVAL;
