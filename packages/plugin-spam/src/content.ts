@@ -15,6 +15,7 @@
  * through `html` and `urls`, which are built from every HTML part.
  */
 import PostalMime, { decodeWords, type Email } from 'postal-mime';
+import './postal-mime-join.js';
 
 /** One header field: the name as written (compare case-insensitively), the value unfolded and RFC 2047-decoded. */
 export interface HeaderField {
