@@ -5,17 +5,20 @@
 import { DnsResolver } from '@mailgate/core';
 import type { RuleInput } from '../src/rules.js';
 
+/** The header fields of the plain, well-formed base message. */
+export const BASE_HEADERS: Readonly<Record<string, string>> = {
+  From: 'Ann Example <ann@example.com>',
+  To: 'bob@example.org',
+  Subject: 'Lunch on Friday',
+  Date: 'Tue, 01 Jul 2025 10:00:00 +0000',
+  'Message-ID': '<1@example.com>',
+  'Content-Type': 'text/plain; charset=utf-8',
+};
+
 /** A plain, well-formed message; override what a test is about. */
 export function ruleInput(overrides: Partial<RuleInput> & { headerMap?: Record<string, string> } = {}): RuleInput {
   const { headerMap, ...rest } = overrides;
-  const fields = headerMap ?? {
-    From: 'Ann Example <ann@example.com>',
-    To: 'bob@example.org',
-    Subject: 'Lunch on Friday',
-    Date: 'Tue, 01 Jul 2025 10:00:00 +0000',
-    'Message-ID': '<1@example.com>',
-    'Content-Type': 'text/plain; charset=utf-8',
-  };
+  const fields = headerMap ?? BASE_HEADERS;
   return {
     headers: Object.entries(fields).map(([name, value]) => ({ name, value })),
     subject: fields.Subject ?? '',

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_RULES, compileRules, evaluateRules, type RuleInput } from '../src/rules.js';
-import { RECEIVED, ruleInput } from './lists-helpers.js';
+import { BASE_HEADERS, RECEIVED, ruleInput } from './lists-helpers.js';
 
 const rules = compileRules();
 const HOUR = 3_600_000;
@@ -12,15 +12,6 @@ const HOUR = 3_600_000;
 function fired(input: RuleInput, now = RECEIVED): string[] {
   return evaluateRules(rules, input, now).map((h) => h.name);
 }
-
-const BASE_HEADERS = {
-  From: 'Ann Example <ann@example.com>',
-  To: 'bob@example.org',
-  Subject: 'Lunch on Friday',
-  Date: 'Tue, 01 Jul 2025 10:00:00 +0000',
-  'Message-ID': '<1@example.com>',
-  'Content-Type': 'text/plain; charset=utf-8',
-};
 
 function withHeaders(change: Record<string, string | undefined>, rest: Partial<RuleInput> = {}): RuleInput {
   const headerMap: Record<string, string> = {};
