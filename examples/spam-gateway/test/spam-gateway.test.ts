@@ -6,12 +6,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestDnsServer, type TestDnsServer } from '@mailgate/core/testing';
+import { freePort, startTestDnsServer, type TestDnsServer } from '@mailgate/core/testing';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const CLI = join(ROOT, 'packages/core/bin/mailgate.js');
@@ -21,17 +20,6 @@ const SWAKS = '/usr/bin/swaks';
 const built = ['core/dist/cli.js', 'plugin-acl/dist/index.js', 'plugin-maildir/dist/index.js', 'plugin-spam/dist/index.js'].every((f) => existsSync(join(ROOT, 'packages', f)));
 if (!built) console.warn('spam-gateway example: needs the build (npx turbo run build); skipped');
 if (!existsSync(CORPUS)) console.warn(`spam-gateway example: ${CORPUS} is missing; skipped`);
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 describe.skipIf(!built || !existsSync(CORPUS))('the spam-filtering MX example', () => {
   let dns: TestDnsServer;

@@ -9,3 +9,4 @@ export { startTestDnsServer } from './dns-server.js';
 export type { TestDnsServer, TestDnsServerOptions, TestDnsQuery, TestZone, TestZoneEntry, TestRecordType } from './dns-server.js';
 export { startTestGateway, type TestGateway } from './gateway.js';
 export { startDnsmasq, DNSMASQ, type TestDnsmasq } from './dnsmasq.js';
+export { freePort } from './free-port.js';

@@ -5,13 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect as netConnect, createServer, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import { accept, definePlugin, type PluginContext, type PluginDefinition } from '@mailgate/core';
+
+export { freePort } from '@mailgate/core/testing';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '../../../..');
@@ -204,18 +206,6 @@ export function receivedHeader(message: Buffer): string {
     end = crlf + 2;
     if (text[end] !== ' ' && text[end] !== '\t') return text.slice(0, end);
   }
-}
-
-/** A port that was free a moment ago (for the CLI, which must be told its port). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => res());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((res) => server.close(() => res()));
-  return port;
 }
 
 export interface CliProcess {

@@ -14,6 +14,8 @@ import { afterAll } from 'vitest';
 import { accept, definePlugin, reject, type Gateway, type GatewayConfigInput, type Session } from '@mailgate/core';
 import { generateTestCertificate, startTestGateway, type TestCertificate, type TestGateway } from '@mailgate/core/testing';
 
+export { freePort } from '@mailgate/core/testing';
+
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '../../../..');
 export const CORE_DIR = resolve(HERE, '../..');
@@ -80,21 +82,6 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
-}
-
-/**
- * A port that was free a moment ago: bind port 0, read the port, close. Only for
- * programs that must be told a port up front (the CLI); there is a small race.
- */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen({ host, port: 0, exclusive: true }, () => res());
-  });
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((res) => server.close(() => res()));
-  return port;
 }
 
 /** Whether this host can bind ::1 (IPv6 loopback may be disabled in a container). */
