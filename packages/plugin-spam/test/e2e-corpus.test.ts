@@ -6,22 +6,20 @@
  * on the same sample (both with local tests only and no Bayes: ../shared/data/README.md).
  * There is no envelope here (no DNS lists, no SPF): these are the content checks alone.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DnsResolver, silentLogger } from '@mailgate/core';
 import { BayesFile } from '../src/bayes-file.js';
 import { SpamChecks } from '../src/checks.js';
-import { BayesStore, parseContent, spamOptionsSchema, totalScore } from '../src/index.js';
-import { CORPUS_TARBALL, SHARED_DATA } from './helpers.js';
+import { spamOptionsSchema, totalScore } from '../src/index.js';
+import { corpusAvailable, trainOnCorpus, type TrainedCorpus } from './corpus-helpers.js';
+import { SHARED_DATA } from './helpers.js';
 
-const SAMPLE = join(SHARED_DATA, 'sa-baseline/sample-500spam-500ham-seed42.txt');
 const SA_SCORES = join(SHARED_DATA, 'sa-baseline/sa401-local-scores.jsonl');
 const RSPAMD_SCORES = join(SHARED_DATA, 'sa-baseline/rspamd34-local-sample-scores.jsonl');
-const available = [CORPUS_TARBALL, SAMPLE, SA_SCORES, RSPAMD_SCORES].every((f) => existsSync(f));
+const available = corpusAvailable() && [SA_SCORES, RSPAMD_SCORES].every((f) => existsSync(f));
 if (!available) console.warn(`e2e-corpus.test.ts: test data missing under ${SHARED_DATA}; skipped`);
 
 interface Tally {
@@ -44,26 +42,17 @@ function line(name: string, t: Tally, tag: number, reject: number): string {
 }
 
 describe.skipIf(!available)('the content scan on the SpamAssassin public corpus', () => {
+  let corpus: TrainedCorpus | undefined;
   let dir = '';
   const sample = new Set<string>();
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'spam-corpus-'));
-    execFileSync('tar', ['xzf', CORPUS_TARBALL, '-C', dir]);
-    for (const name of readFileSync(SAMPLE, 'utf8').split('\n')) if (name) sample.add(name);
-    const store = await BayesStore.open(join(dir, 'bayes.db'));
-    for (const group of readdirSync(dir).sort()) {
-      if (!group.includes('ham') && !group.includes('spam')) continue;
-      for (const file of readdirSync(join(dir, group)).sort()) {
-        if (sample.has(`${group}/${file}`)) continue;
-        const content = await parseContent(await readFile(join(dir, group, file)));
-        store.learn(content, group.startsWith('spam') ? 'spam' : 'ham');
-      }
-    }
-    await store.save();
+    corpus = await trainOnCorpus();
+    dir = corpus.dir;
+    for (const name of corpus.sample.keys()) sample.add(name);
   }, 120_000);
   afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await corpus?.remove();
   });
 
   it('tags more spam than SpamAssassin and rspamd without Bayes, with fewer false positives', async () => {

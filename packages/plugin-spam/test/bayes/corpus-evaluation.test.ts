@@ -7,22 +7,17 @@
  * The numbers are deterministic (files are read in sorted order); the assertions pin
  * what was measured, with a small margin for tokenizer changes.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BayesStore } from '../../src/bayes/index.js';
 import { parseContent, type MessageContent } from '../../src/content.js';
+import { corpusAvailable, trainOnCorpus, type TrainedCorpus } from '../corpus-helpers.js';
+import { SHARED_DATA } from '../helpers.js';
 
-const DATA = fileURLToPath(new URL('../../../../../shared/data/', import.meta.url));
-const TARBALL = join(DATA, 'spamassassin-public-corpus/sa-public-corpus-5groups.tar.gz');
-const SAMPLE = join(DATA, 'sa-baseline/sample-500spam-500ham-seed42.txt');
-const SA_SCORES = join(DATA, 'sa-baseline/sa401-local-scores.jsonl');
-const available = [TARBALL, SAMPLE, SA_SCORES].every((file) => existsSync(file));
-if (!available) console.warn(`SpamAssassin corpus evaluation skipped: test data not found under ${DATA}`);
+const SA_SCORES = join(SHARED_DATA, 'sa-baseline/sa401-local-scores.jsonl');
+const available = corpusAvailable() && existsSync(SA_SCORES);
+if (!available) console.warn(`SpamAssassin corpus evaluation skipped: test data not found under ${SHARED_DATA}`);
 
 /** The thresholds the plugin uses: spam at or above, ham at or below. */
 const SPAM_AT = 0.9;
@@ -45,32 +40,20 @@ function percent(part: number, whole: number): string {
 }
 
 describe.skipIf(!available)('Bayes on the SpamAssassin public corpus', () => {
-  let corpus = '';
+  let corpus: TrainedCorpus | undefined;
   let store: BayesStore;
   const sample = new Map<string, { label: 'spam' | 'ham'; content: MessageContent }>();
   let trained = 0;
   let read = 0;
 
   beforeAll(async () => {
-    corpus = await mkdtemp(join(tmpdir(), 'mailgate-sa-corpus-'));
-    execFileSync('tar', ['xzf', TARBALL, '-C', corpus]);
-    const sampleNames = new Set(readFileSync(SAMPLE, 'utf8').split('\n').filter(Boolean));
-    expect(sampleNames.size).toBe(1000);
-    store = await BayesStore.open(join(corpus, 'bayes.db'));
-    for (const group of readdirSync(corpus).sort()) {
-      if (group === 'bayes.db') continue;
-      const label = group.startsWith('spam') ? 'spam' : 'ham';
-      for (const file of readdirSync(join(corpus, group)).sort()) {
-        const content = await parseContent(readFileSync(join(corpus, group, file)));
-        read++;
-        if (sampleNames.has(`${group}/${file}`)) sample.set(`${group}/${file}`, { label, content });
-        else if (store.learn(content, label) !== 'unchanged') trained++;
-      }
-    }
+    corpus = await trainOnCorpus();
+    ({ store, read, learned: trained } = corpus);
+    for (const [name, label] of corpus.sample) sample.set(name, { label, content: await parseContent(readFileSync(join(corpus.dir, name))) });
   }, 120_000);
 
   afterAll(async () => {
-    if (corpus) await rm(corpus, { recursive: true, force: true });
+    await corpus?.remove();
   });
 
   it('trains on every message outside the sample and beats SpamAssassin without Bayes on it', async () => {
@@ -81,7 +64,6 @@ describe.skipIf(!available)('Bayes on the SpamAssassin public corpus', () => {
     expect(store.spamCount + store.hamCount).toBe(trained);
 
     // What is measured is what a reloaded store says, so the file format is on the path too.
-    await store.save();
     const loaded = await BayesStore.open(store.path);
     expect(loaded.tokenCount).toBe(store.tokenCount);
 
