@@ -41,6 +41,7 @@ export {
   decodeUtf8AddrXtext,
   encodeUtf8AddrXtext,
   formatOrcpt,
+  MAX_ORCPT_LENGTH,
   type DsnNotify,
   type TransactionDsn,
   type RecipientDsn,

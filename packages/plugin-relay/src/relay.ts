@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatOrcpt, type DnsResolver, type Logger } from '@mailgate/core';
+import { formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger } from '@mailgate/core';
 import { ConnectionPool, TransactionError, oneLine, type SendResult } from './client.js';
 import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
 import { TimeHeap } from './heap.js';
@@ -87,9 +87,8 @@ export class Relay {
       for (const entry of batch) {
         if (!entry) continue;
         // After a crash: finished messages not yet removed, failures not yet bounced, "relayed" DSNs not yet queued.
-        if (entry.recipients.some((r) => r.status === 'pending' || (r.status === 'failed' && !r.notified) || (r.status === 'delivered' && r.notified === false))) {
-          this.schedule(entry.id, entry.nextAttempt);
-        } else if (entry.recipients.every((r) => r.status === 'delivered' || r.status === 'failed')) await this.store.remove(entry.id);
+        if (entry.recipients.some((r) => r.status !== 'held' && !isSettled(r))) this.schedule(entry.id, entry.nextAttempt);
+        else if (entry.recipients.every(isSettled)) await this.store.remove(entry.id);
         else held++;
       }
     }
@@ -584,9 +583,6 @@ function wantsFailureDsn(entry: QueueEntry, r: QueueRecipient): boolean {
 function wantsRelayedDsn(entry: QueueEntry, r: QueueRecipient): boolean {
   return entry.kind === 'message' && entry.sender !== '' && r.notify?.includes('SUCCESS') === true;
 }
-
-/** RFC 3461 §4.2: the longest ORCPT value. */
-const MAX_ORCPT_LENGTH = 500;
 
 /** A recipient's RCPT parameters for a next hop that does DSN: `NOTIFY=… ORCPT=…`, or undefined. */
 function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefined {

@@ -49,8 +49,8 @@ export function reverseName(ip: string): string {
   return `${reverseLabels(ip)}.${isIPv4(ip) ? 'in-addr.arpa' : 'ip6.arpa'}`;
 }
 
-/** The 32 hex digits of an IPv6 address (handles "::" and an embedded IPv4 tail). */
-function expandIPv6(ip: string): string {
+/** The 32 hex digits of a valid IPv6 address (handles "::", an embedded IPv4 tail and a zone). */
+export function expandIPv6(ip: string): string {
   let addr = ip.toLowerCase().replace(/%.*$/, ''); // zone id is not part of the address
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr);
   if (v4?.[1]) {

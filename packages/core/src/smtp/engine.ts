@@ -523,7 +523,7 @@ export class SmtpSession implements Session {
       switch (key) {
         case 'SIZE': {
           if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return { code: 501, enhanced: '5.5.4', text: 'Bad SIZE parameter' };
-          if (Number(value) > o.maxMessageSize) return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+          if (Number(value) > o.maxMessageSize) return TOO_BIG;
           break;
         }
         case 'BODY': {

@@ -100,7 +100,8 @@ export class Message {
   /** The header section, parsed on first use (reads at most the first 256 KiB of the body). */
   async headers(): Promise<readonly Header[]> {
     if (this.parsedHeaders) return this.parsedHeaders;
-    const head = Buffer.concat([...skipRanges([await this.readHead(HEADER_SCAN_LIMIT)], this.removed)]);
+    const raw = await this.readHead(HEADER_SCAN_LIMIT);
+    const head = this.removed.length === 0 ? raw : Buffer.concat([...skipRanges([raw], this.removed)]);
     const prefix = Buffer.from(this.prepended.join(''));
     this.parsedHeaders = parseHeaderBlock(Buffer.concat([prefix, head])).headers;
     return this.parsedHeaders;
