@@ -136,9 +136,10 @@ const limitsSchema = z.strictObject({
   exempt: list('ip').default([]),
   /**
    * IPv6 clients are counted per network of this prefix length (IPv4 ones per address):
-   * one host usually has a whole /64. The core's limits.ipv6PrefixLength does the same.
+   * one host usually has a whole /64. Default: the core's limits.ipv6PrefixLength, so the
+   * ACL and the core's maxConnectionsPerIp count the same clients.
    */
-  ipv6PrefixLength: z.int().min(32).max(128).default(64),
+  ipv6PrefixLength: z.int().min(32).max(128).optional(),
   /** Open connections per client IP (421 4.7.0 at connect). */
   connectionsPerIp: z.int().min(1).optional(),
   /** New connections per client IP per window (421 4.7.0 at connect). */

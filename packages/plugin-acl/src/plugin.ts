@@ -368,7 +368,7 @@ class Acl {
 
   /** The client a per-IP limit counts: its IPv4 address, or its IPv6 network (limits.ipv6PrefixLength), as the core counts it. */
   private clientKey(session: Session): string {
-    return clientKey(session.remoteAddress, this.options.limits.ipv6PrefixLength);
+    return clientKey(session.remoteAddress, this.options.limits.ipv6PrefixLength ?? this.gateway.config.limits.ipv6PrefixLength);
   }
 
   /** Who a rate is counted against: the user, else the envelope sender, else (null sender) the client. */

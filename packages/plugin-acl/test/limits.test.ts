@@ -76,6 +76,20 @@ describe('limits over loopback', () => {
     }
   });
 
+  it("limits.ipv6PrefixLength defaults to the core's: the ACL counts the clients the core counts", async () => {
+    const gw = await startAcl({ limits: { connectionsPerIp: 1 } }, { limits: { ipv6PrefixLength: 128 } });
+    try {
+      const a = new TestSession(gw.gateway, { remoteAddress: '2001:db8::1' });
+      const b = new TestSession(gw.gateway, { remoteAddress: '2001:db8::2' });
+      expect((await a.start()).slice(0, 3)).toBe('220');
+      expect((await b.start()).slice(0, 3)).toBe('220');
+      await a.end();
+      await b.end();
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('connection rate per IP: 421 4.7.0 past the limit in the window', async () => {
     const gw = await startAcl({ limits: { connectionRate: { max: 3, window: '1h' } } });
     try {

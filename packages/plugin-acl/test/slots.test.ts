@@ -17,7 +17,7 @@ async function setupAcl(store: CounterStore, connectionsPerIp: number): Promise<
     options: aclOptionsSchema.parse({ counterStore: store, limits: { connectionsPerIp } }),
     hooks: {},
     tap: (hook: string, fn: Tap) => void taps.set(hook, fn),
-    gateway: { hostname: 'test', config: {}, dns: {}, addLocalDomain: () => undefined, isLocalDomain: () => false },
+    gateway: { hostname: 'test', config: { limits: { ipv6PrefixLength: 64 } }, dns: {}, addLocalDomain: () => undefined, isLocalDomain: () => false },
     log: silentLogger,
     configDir: process.cwd(),
     onClose: (fn: () => void | Promise<void>) => void closers.push(fn),
