@@ -44,7 +44,7 @@ export class BayesFile {
     return this.store;
   }
 
-  /** For tests and the shutdown path: wait for a reload in progress. */
+  /** For tests: wait for a reload in progress. */
   async settled(): Promise<void> {
     await this.reloading;
   }

@@ -8,6 +8,8 @@
  */
 import { untilAborted, type DnsResolver, type Logger } from '@mailgate/core';
 import { parseContent, type MessageContent } from './content.js';
+import { parseMailbox } from './rules-address.js';
+import { parseMailDate } from './rules-date.js';
 import { domainTargets, queryDomainLists, queryIpLists, type DnsListHit, type DomainCheck, type DomainList, type IpList, type MessageDomains } from './dnslists.js';
 import { checkSpf, checkSpfHelo, type SpfQuery, type SpfResult } from './spf/index.js';
 import { compileRules, evaluateRules } from './rules.js';
@@ -79,7 +81,6 @@ export class SpamChecks {
     this.spfScores = withDefaults(DEFAULT_SPF_SCORES, options.spf.scores);
     this.heloScores = withDefaults(DEFAULT_SPF_HELO_SCORES, options.spf.heloScores);
     this.bayesScores = withDefaults(DEFAULT_BAYES_SCORES, options.bayes?.scores ?? {});
-    // An allowlist lowers the score whatever sign its weight was written with.
     const dmarc = options.dmarc;
     this.auth = {
       dkim: { enabled: options.dkim.enabled, maxSignatures: options.dkim.maxSignatures, scores: withDefaults<keyof typeof DEFAULT_DKIM_SCORES>(DEFAULT_DKIM_SCORES, options.dkim.scores) },
@@ -88,6 +89,7 @@ export class SpamChecks {
         scores: { pass: dmarc.passScore, reject: dmarc.rejectScore, quarantine: dmarc.quarantineScore, none: dmarc.noneScore, missing: dmarc.missingScore },
       },
     };
+    // An allowlist lowers the score whatever sign its weight was written with.
     this.ipLists = [...options.dnsbl, ...options.dnswl.map((list) => ({ ...list, weight: -Math.abs(list.weight) }))];
   }
 
@@ -104,14 +106,13 @@ export class SpamChecks {
    */
   async ipListCheck(ip: string, signal?: AbortSignal): Promise<IpListResult> {
     if (this.ipLists.length === 0) return { tests: [], unanswered: 0 };
-    const address = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
     const allowlists = this.ipLists.filter((list) => list.weight < 0);
     const credit = (lists: typeof allowlists): number => lists.reduce((sum, list) => sum - list.weight, 0);
     return this.guard('dns lists', signal, async (deadline) => {
-      const { hits, problems } = await queryIpLists(address, this.ipLists, this.dns, deadline);
+      const { hits, problems } = await queryIpLists(ip, this.ipLists, this.dns, deadline);
       this.report('dns lists', problems, { ip });
       const failed = new Set(problems.map((p) => p.list));
-      return { tests: listTests(hits, 'RCVD_IN', 'client', this.ipLists), unanswered: credit(allowlists.filter((l) => failed.has(l.name))) };
+      return { tests: listTests(hits, 'RCVD_IN', 'client'), unanswered: credit(allowlists.filter((l) => failed.has(l.name))) };
     }, { tests: [], unanswered: credit(allowlists) }, false);
   }
 
@@ -188,9 +189,9 @@ export class SpamChecks {
   }
 
   private async fromTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {
-    const from = fromAddress(content.from);
-    if (!from) return [];
-    return this.domainTests({ from }, this.options.rhsbl, 'from', signal);
+    const from = parseMailbox(content.from);
+    if (!from?.domain) return [];
+    return this.domainTests({ from: from.address }, this.options.rhsbl, 'from', signal);
   }
 
   private async domainTests(where: MessageDomains, lists: DomainList[], check: DomainCheck, signal: AbortSignal | undefined): Promise<SpamTest[]> {
@@ -203,7 +204,7 @@ export class SpamChecks {
     return this.guard(`domain lists (${check})`, signal, async (deadline) => {
       const { hits, problems } = await queryDomainLists(targets, applicable, this.dns, deadline);
       this.report(`domain lists (${check})`, problems, {});
-      return listTests(hits, check === 'uri' ? 'URIBL' : `RHSBL_${check.toUpperCase()}`, what, applicable);
+      return listTests(hits, check === 'uri' ? 'URIBL' : `RHSBL_${check.toUpperCase()}`, what);
     }, [], false);
   }
 
@@ -250,7 +251,7 @@ const WHAT: Record<DomainCheck, string> = { sender: 'sender domain', helo: 'HELO
  * One test per list that listed something: several listed URL domains of one list count
  * once, as in SpamAssassin and rspamd. The points are the list's weight.
  */
-function listTests(hits: readonly DnsListHit[], prefix: string, what: string, lists: ReadonlyArray<{ name: string; zone: string; weight: number }>): SpamTest[] {
+function listTests(hits: readonly DnsListHit[], prefix: string, what: string): SpamTest[] {
   const byList = new Map<string, { hit: DnsListHit; listed: string[]; answers: Set<string> }>();
   for (const hit of hits) {
     let entry = byList.get(hit.list);
@@ -259,11 +260,10 @@ function listTests(hits: readonly DnsListHit[], prefix: string, what: string, li
     for (const a of hit.answers) entry.answers.add(a);
   }
   return [...byList.values()].map(({ hit, listed, answers }) => {
-    const weight = lists.find((l) => l.name === hit.list)?.weight ?? hit.weight;
     const more = listed.length > 3 ? ` (+${listed.length - 3})` : '';
     return {
       name: testName(prefix, hit.list),
-      score: weight,
+      score: hit.weight,
       list: hit.zone,
       describe: `${what} ${listed.slice(0, 3).join(', ')}${more} listed in ${hit.zone} (${[...answers].slice(0, 3).join(', ')})`,
     };
@@ -273,17 +273,5 @@ function listTests(hits: readonly DnsListHit[], prefix: string, what: string, li
 /** The date of the topmost Received: header (after its last ";"), if it has a readable one. */
 export function receivedAt(content: MessageContent): number | undefined {
   const received = content.headers.find((h) => h.name.toLowerCase() === 'received');
-  const date = received?.value.slice(received.value.lastIndexOf(';') + 1).trim();
-  // A date with its comment is ~60 characters; the comment regex below is quadratic on a
-  // long run of " (" (tried at every position), so longer text is not a date at all.
-  if (!date || date.length > 200) return undefined;
-  const time = Date.parse(date.replace(/\s*\([^)]*\)\s*$/, ''));
-  return Number.isFinite(time) ? time : undefined;
+  return received ? parseMailDate(received.value.slice(received.value.lastIndexOf(';') + 1)) : undefined;
 }
-
-/** The address of a From field as written (`Ann <ann@example.com>`, `ann@example.com`). */
-export function fromAddress(from: string): string | undefined {
-  const address = (/<([^<>]*)>\s*$/.exec(from)?.[1] ?? from).trim();
-  return address.includes('@') ? address : undefined;
-}
-

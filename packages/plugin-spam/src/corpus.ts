@@ -113,7 +113,7 @@ async function* mboxMessages(path: string, maxBytes: number): AsyncGenerator<Cor
     kept += piece.length;
   };
   for await (const chunk of stream) {
-    let data = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
+    const data = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
     let start = 0;
     for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
       const line = data.subarray(start, nl + 1);
@@ -134,7 +134,6 @@ async function* mboxMessages(path: string, maxBytes: number): AsyncGenerator<Cor
       rest = Buffer.alloc(0);
       previousEmpty = false;
     }
-    data = Buffer.alloc(0);
   }
   if (rest.length && started) take(rest);
   const last = finish(false);

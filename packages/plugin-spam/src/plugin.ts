@@ -145,7 +145,7 @@ class SpamFilter {
     if (!message) return undefined;
     const started = performance.now();
     const state = this.txState(session, tx);
-    const [ip, envelope] = await Promise.all([this.ipTests(session), state.envelope.catch(() => NO_ENVELOPE)]);
+    const [ip, envelope] = await Promise.all([this.ipTests(session), state.envelope]);
     const tests = [...ip.tests, ...envelope.tests];
 
     const limit = this.options.maxScanSize;

@@ -13,7 +13,7 @@
  *
  * Patterns are compiled once, when the config is read; a bad one is a config error that
  * names the rule. Matching is bounded by input size (body rules see at most the first
- * 256 KiB of text, header rules at most 256 KiB of a header, uri rules 1000 URLs), but
+ * 256 KiB of text, header rules at most 256 KiB of a header, uri rules the message's URLs, at most 100), but
  * not by pattern: JavaScript regular expressions backtrack, and a pattern like
  * `(a+)+$` can take seconds on a crafted message. Writing patterns without nested
  * quantifiers is the admin's responsibility, as it is in SpamAssassin.

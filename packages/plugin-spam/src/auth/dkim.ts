@@ -169,9 +169,9 @@ function isDkimSignature(raw: Buffer, pos: number): boolean {
 }
 
 /**
- * The message without the given fields. Only signatures past the limit are removed: a kept
- * signature covering DKIM-Signature in h= (rare) may then select another instance and fail,
- * which only costs the sender of such a message its DKIM_VALID.
+ * The message without the given fields (signatures past the limit, and ones too long to
+ * hand to mailauth): a kept signature covering DKIM-Signature in h= (rare) may then select
+ * another instance and fail, which only costs the sender of such a message its DKIM_VALID.
  */
 function withoutFields(raw: Buffer, ranges: ReadonlyArray<[number, number]>): Buffer {
   const parts: Buffer[] = [];

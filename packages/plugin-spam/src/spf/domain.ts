@@ -5,7 +5,10 @@
  */
 import type { MacroToken } from './macro.js';
 
-/** Printable ASCII without the dot and the backslash, as the core's resolver accepts in a label. */
+/**
+ * Printable ASCII without the dot and the backslash: what the core's resolver accepts in a
+ * label, less the space (a domain to check has none; only macro-built names may).
+ */
 const LABEL = /^[\x21-\x2d\x2f-\x5b\x5d-\x7e]{1,63}$/;
 
 /** toplabel = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum ) */

@@ -4,6 +4,7 @@
  * `ip6` does not. Addresses are kept as bytes so CIDR matching is exact for both families.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { reverseName } from '@mailgate/core';
 
 export interface ClientIp {
   version: 4 | 6;
@@ -89,11 +90,9 @@ export function readableIp(ip: ClientIp): string {
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
 }
 
-/** The name whose PTR records name the client (in-addr.arpa / ip6.arpa). */
+/** The name whose PTR records name the client (in-addr.arpa / ip6.arpa): the core's reverseName. */
 export function reverseLookupName(ip: ClientIp): string {
-  return ip.version === 4
-    ? `${[...ip.bytes].reverse().join('.')}.in-addr.arpa`
-    : `${dottedIp(ip).split('.').reverse().join('.').toLowerCase()}.ip6.arpa`;
+  return reverseName(readableIp(ip));
 }
 
 function ipv4Bytes(ip: string): Uint8Array {
