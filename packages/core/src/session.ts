@@ -1,5 +1,5 @@
 import type { Address, Params } from './smtp/address.js';
-import { recipientDsn, transactionDsn, type RecipientDsn, type TransactionDsn } from './smtp/dsn.js';
+import type { RecipientDsn, TransactionDsn } from './smtp/dsn.js';
 import type { Reply } from './smtp/reply.js';
 import type { Message } from './spool/message.js';
 import type { Verdict } from './verdict.js';
@@ -77,8 +77,10 @@ export class Recipient {
     readonly params: Params,
     /** True for RCPT TO:<postmaster> and postmaster@any (RFC 5321 §4.5.1). */
     readonly postmaster: boolean,
+    /** RFC 3461 NOTIFY/ORCPT, decoded by the engine from `params`. */
+    dsn?: RecipientDsn,
   ) {
-    this.dsn = params.size > 0 ? recipientDsn(params) : undefined;
+    this.dsn = dsn;
   }
 
   /** The mailbox as text, `local@domain`. */
@@ -134,13 +136,15 @@ export class Transaction {
     /** null for the null reverse-path `<>` (bounces). */
     readonly sender: Address | null,
     readonly params: Params,
+    /** RFC 3461 RET/ENVID, decoded by the engine from `params`. */
+    dsn?: TransactionDsn,
   ) {
     const body = String(params.get('BODY') ?? '7BIT').toUpperCase();
     this.bodyType = body === '8BITMIME' || body === 'BINARYMIME' ? body : '7BIT';
     this.smtputf8 = params.has('SMTPUTF8');
     const size = params.get('SIZE');
     this.declaredSize = typeof size === 'string' ? Number(size) : undefined;
-    this.dsn = params.size > 0 ? transactionDsn(params) : undefined;
+    this.dsn = dsn;
   }
 
   /** The reverse-path as text, '' for the null sender. */

@@ -160,30 +160,28 @@ export function formatOrcpt(orcpt: OriginalRecipient): string {
   return `${orcpt.type};${orcpt.type === 'utf-8' ? encodeUtf8AddrXtext(orcpt.address) : encodeXtext(orcpt.address)}`;
 }
 
-/** The DSN parameters of a MAIL command's params, or undefined if it has none (or they are invalid). */
-export function transactionDsn(params: ReadonlyMap<string, string | true>): TransactionDsn | undefined {
+/** The DSN parameters of a MAIL command, decoded (undefined when it has none), or the 501 for a bad one. */
+export function transactionDsn(params: ReadonlyMap<string, string | true>): { dsn: TransactionDsn | undefined } | { error: SmtpSyntaxError } {
   const ret = params.get('RET');
   const envid = params.get('ENVID');
-  if (ret === undefined && envid === undefined) return undefined;
+  if (ret === undefined && envid === undefined) return { dsn: undefined };
   const r = ret === undefined ? undefined : parseRet(ret);
+  if (r !== undefined && typeof r !== 'string') return { error: r };
   const e = envid === undefined ? undefined : parseEnvid(envid);
-  return Object.freeze({
-    ...(typeof r === 'string' ? { ret: r } : {}),
-    ...(typeof e === 'string' ? { envid: e } : {}),
-  });
+  if (e !== undefined && typeof e !== 'string') return { error: e };
+  return { dsn: Object.freeze({ ...(r ? { ret: r } : {}), ...(e !== undefined ? { envid: e } : {}) }) };
 }
 
-/** The DSN parameters of a RCPT command's params, or undefined if it has none (or they are invalid). */
-export function recipientDsn(params: ReadonlyMap<string, string | true>): RecipientDsn | undefined {
+/** The DSN parameters of a RCPT command, decoded (undefined when it has none), or the 501 for a bad one. */
+export function recipientDsn(params: ReadonlyMap<string, string | true>): { dsn: RecipientDsn | undefined } | { error: SmtpSyntaxError } {
   const notify = params.get('NOTIFY');
   const orcpt = params.get('ORCPT');
-  if (notify === undefined && orcpt === undefined) return undefined;
+  if (notify === undefined && orcpt === undefined) return { dsn: undefined };
   const n = notify === undefined ? undefined : parseNotify(notify);
+  if (n !== undefined && !Array.isArray(n)) return { error: n as SmtpSyntaxError };
   const o = orcpt === undefined ? undefined : parseOrcpt(orcpt);
-  return Object.freeze({
-    ...(Array.isArray(n) ? { notify: Object.freeze([...n]) } : {}),
-    ...(o && 'address' in o ? { orcpt: Object.freeze(o) } : {}),
-  });
+  if (o !== undefined && !('address' in o)) return { error: o };
+  return { dsn: Object.freeze({ ...(n ? { notify: Object.freeze([...n]) } : {}), ...(o ? { orcpt: Object.freeze(o) } : {}) }) };
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, t
 import type { BodySink, Spool } from '../spool/spool.js';
 import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.js';
 import { parseMailFrom, parseRcptTo, type Params } from './address.js';
-import { parseEnvid, parseNotify, parseOrcpt, parseRet } from './dsn.js';
+import { recipientDsn, transactionDsn, type RecipientDsn } from './dsn.js';
 import { parseCommandLine } from './command-line.js';
 import { BareLineEndingScanner, DataDecoder, type BareLineEndingPolicy } from './data-decoder.js';
 import { collectDeadChunks, GC_HINT_INTERVAL } from '../spool/gc-hint.js';
@@ -502,7 +502,9 @@ export class SmtpSession implements Session {
     if ('error' in parsed) return this.error(parsed.error);
     const paramError = this.checkMailParams(parsed.params);
     if (paramError) return this.error(paramError);
-    const tx = new Transaction(`${this.id}.${++this.txSeq}`, parsed.address, parsed.params);
+    const dsn = transactionDsn(parsed.params);
+    if ('error' in dsn) return this.error(dsn.error);
+    const tx = new Transaction(`${this.id}.${++this.txSeq}`, parsed.address, parsed.params, dsn.dsn);
     this.transaction = tx;
     this.rcptCommands = 0;
     this.txStart = performance.now();
@@ -538,12 +540,10 @@ export class SmtpSession implements Session {
           // RFC 4954 §5: accepted and ignored unless we trust the submitter; we never relay it on.
           break;
         case 'RET':
-        case 'ENVID': {
+        case 'ENVID':
+          // values are checked once, where they are decoded (transactionDsn, in mail())
           if (!o.dsn) return { code: 555, enhanced: '5.5.4', text: `Unsupported MAIL parameter ${key}` };
-          const parsed = key === 'RET' ? parseRet(value) : parseEnvid(value);
-          if (typeof parsed !== 'string') return parsed;
           break;
-        }
         default:
           return { code: 555, enhanced: '5.5.4', text: `Unsupported MAIL parameter ${key}` };
       }
@@ -551,21 +551,11 @@ export class SmtpSession implements Session {
     return undefined;
   }
 
-  /** RCPT takes NOTIFY and ORCPT (RFC 3461) when DSN is on; anything else is 555. */
-  private checkRcptParams(params: Params): Reply | undefined {
+  /** RCPT takes NOTIFY and ORCPT (RFC 3461) when DSN is on (decoded once); anything else is 555. */
+  private rcptDsn(params: Params): { dsn: RecipientDsn | undefined } | { error: Reply } {
     const unsupported = [...params.keys()].filter((key) => !this.ctx.options.dsn || (key !== 'NOTIFY' && key !== 'ORCPT'));
-    if (unsupported.length > 0) return { code: 555, enhanced: '5.5.4', text: `Unsupported RCPT parameter ${unsupported.join(' ')}` };
-    const notify = params.get('NOTIFY');
-    if (notify !== undefined) {
-      const parsed = parseNotify(notify);
-      if (!Array.isArray(parsed)) return parsed as Reply;
-    }
-    const orcpt = params.get('ORCPT');
-    if (orcpt !== undefined) {
-      const parsed = parseOrcpt(orcpt);
-      if (!('address' in parsed)) return parsed;
-    }
-    return undefined;
+    if (unsupported.length > 0) return { error: { code: 555, enhanced: '5.5.4', text: `Unsupported RCPT parameter ${unsupported.join(' ')}` } };
+    return recipientDsn(params);
   }
 
   private async rcpt(args: string): Promise<void> {
@@ -574,14 +564,12 @@ export class SmtpSession implements Session {
     this.rcptCommands++;
     const parsed = parseRcptTo(args, { smtputf8: tx.smtputf8 });
     if ('error' in parsed) return this.error(parsed.error);
-    if (parsed.params.size > 0) {
-      const paramError = this.checkRcptParams(parsed.params);
-      if (paramError) return this.error(paramError);
-    }
+    const dsn = parsed.params.size > 0 ? this.rcptDsn(parsed.params) : undefined;
+    if (dsn && 'error' in dsn) return this.error(dsn.error);
     if (tx.recipients.length >= this.ctx.options.maxRecipients) {
       return this.error({ code: 452, enhanced: '4.5.3', text: 'Too many recipients' });
     }
-    const rcpt = new Recipient(parsed.address, parsed.params, parsed.postmaster);
+    const rcpt = new Recipient(parsed.address, parsed.params, parsed.postmaster, dsn?.dsn);
     const policy = await this.decide('rcpt', this.ctx.hooks.rcpt.promise(this, tx, rcpt));
     if (this.transaction !== tx) return;
     if (policy && policy.kind !== 'accept') return this.refuse(policy, 'rcpt');

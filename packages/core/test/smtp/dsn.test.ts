@@ -127,19 +127,25 @@ describe('duplicates (RFC 3461 §4: each at most once)', () => {
 
 describe('transactionDsn / recipientDsn', () => {
   it('undefined without DSN parameters; decoded values with them', () => {
-    expect(transactionDsn(new Map([['SIZE', '10']]))).toBeUndefined();
-    expect(transactionDsn(new Map<string, string | true>([['RET', 'hdrs'], ['ENVID', 'id+2B1']]))).toEqual({ ret: 'HDRS', envid: 'id+1' });
-    expect(recipientDsn(new Map())).toBeUndefined();
+    expect(transactionDsn(new Map([['SIZE', '10']]))).toEqual({ dsn: undefined });
+    expect(transactionDsn(new Map<string, string | true>([['RET', 'hdrs'], ['ENVID', 'id+2B1']]))).toEqual({ dsn: { ret: 'HDRS', envid: 'id+1' } });
+    expect(recipientDsn(new Map())).toEqual({ dsn: undefined });
     expect(recipientDsn(new Map([['NOTIFY', 'failure,delay'], ['ORCPT', 'rfc822;x+40y@z.test']]))).toEqual({
-      notify: ['FAILURE', 'DELAY'],
-      orcpt: { type: 'rfc822', address: 'x@y@z.test' },
+      dsn: { notify: ['FAILURE', 'DELAY'], orcpt: { type: 'rfc822', address: 'x@y@z.test' } },
     });
   });
 
+  it('the 501 of the first bad value', () => {
+    expect(transactionDsn(new Map<string, string | true>([['RET', 'ALL']]))).toMatchObject({ error: { code: 501, enhanced: '5.5.4' } });
+    expect(recipientDsn(new Map([['NOTIFY', 'NEVER,SUCCESS']]))).toMatchObject({ error: { code: 501, enhanced: '5.5.4' } });
+    expect(recipientDsn(new Map([['ORCPT', 'no-semicolon']]))).toMatchObject({ error: { code: 501, enhanced: '5.5.4' } });
+  });
+
   it('is frozen (plugins share one transaction)', () => {
-    const dsn = recipientDsn(new Map([['NOTIFY', 'SUCCESS']]))!;
+    const result = recipientDsn(new Map([['NOTIFY', 'SUCCESS']]));
+    const dsn = 'dsn' in result ? result.dsn! : undefined;
     expect(Object.isFrozen(dsn)).toBe(true);
-    expect(Object.isFrozen(dsn.notify)).toBe(true);
+    expect(Object.isFrozen(dsn?.notify)).toBe(true);
   });
 });
 
