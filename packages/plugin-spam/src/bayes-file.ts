@@ -35,7 +35,7 @@ export class BayesFile {
   }
 
   /** The store to classify with now; starts a reload when the file changed. */
-  async current(): Promise<BayesStore> {
+  current(): BayesStore {
     const now = Date.now();
     if (now - this.checkedAt >= this.reloadInterval && !this.reloading) {
       this.checkedAt = now;

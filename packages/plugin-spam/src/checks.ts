@@ -69,6 +69,7 @@ export class SpamChecks {
   private readonly heloScores: Record<SpfResultName, number>;
   private readonly bayesScores: Record<BayesBand, number>;
   private readonly ipLists: IpList[];
+  private readonly uriLists: DomainList[];
   readonly auth: AuthSettings;
 
   constructor(
@@ -89,6 +90,8 @@ export class SpamChecks {
         scores: { pass: dmarc.passScore, reject: dmarc.rejectScore, quarantine: dmarc.quarantineScore, none: dmarc.noneScore, missing: dmarc.missingScore },
       },
     };
+    // A uribl entry is for URL domains whatever its `check` says; an rhsbl entry may include 'uri' too.
+    this.uriLists = [...options.uribl.map((l) => ({ ...l, check: URI_ONLY })), ...options.rhsbl];
     // An allowlist lowers the score whatever sign its weight was written with.
     this.ipLists = [...options.dnsbl, ...options.dnswl.map((list) => ({ ...list, weight: -Math.abs(list.weight) }))];
   }
@@ -172,8 +175,9 @@ export class SpamChecks {
     const tests: SpamTest[] = [];
     tests.push(...this.guardSync('rules', () => evaluateRules(this.rules, content, now).map((t) => ({ name: t.name, score: t.score, describe: t.describe })), []));
     if (this.bayes) {
-      const store = await this.guard('bayes', signal, () => this.bayes!.current(), undefined);
-      const verdict = store ? this.guardSync('bayes', () => store.classify(content), undefined) : undefined;
+      // current() never waits: a newer file is loaded in the background
+      const store = this.bayes.current();
+      const verdict = this.guardSync('bayes', () => store.classify(content), undefined);
       if (verdict) tests.push(...bayesTests(verdict.probability, this.bayesScores));
     }
     const [uri, from] = await Promise.all([this.uriTests(content, signal), this.fromTests(content, signal)]);
@@ -183,9 +187,7 @@ export class SpamChecks {
 
   private async uriTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {
     if (content.urls.length === 0) return [];
-    // A uribl entry is for URL domains whatever its `check` says; an rhsbl entry may include 'uri' too.
-    const lists = [...this.options.uribl.map((l) => ({ ...l, check: URI_ONLY })), ...this.options.rhsbl];
-    return this.domainTests({ urls: content.urls }, lists, 'uri', signal);
+    return this.domainTests({ urls: content.urls }, this.uriLists, 'uri', signal);
   }
 
   private async fromTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {

@@ -19,24 +19,15 @@
  * quantifiers is the admin's responsibility, as it is in SpamAssassin.
  */
 import { z } from 'zod';
+import type { MessageContent } from './content.js';
 import { RuleContext } from './rules-context.js';
 import { BUILTIN_RULES, BUILTIN_RULE_NAMES, type BuiltinSettings } from './rules-default.js';
 
 export { MAX_RULE_TEXT } from './rules-context.js';
 export { BUILTIN_RULES, BUILTIN_RULE_NAMES } from './rules-default.js';
 
-/** The parsed message rules read (the same structure as content.ts's MessageContent). */
-export interface RuleInput {
-  /** every header field in order, unfolded, decoded */
-  headers: ReadonlyArray<{ name: string; value: string }>;
-  subject: string;
-  from: string;
-  text: string;
-  html: string;
-  urls: string[];
-  attachments: ReadonlyArray<{ filename: string; mimeType: string; size: number }>;
-  truncated: boolean;
-}
+/** The parsed message rules read: content.ts's MessageContent. */
+export type RuleInput = MessageContent;
 
 export interface RuleHit {
   name: string;
