@@ -13,6 +13,7 @@
  */
 import { normalizeName, untilAborted, type DnsResolver } from '@mailgate/core';
 import { classifyAnswers, type AnswerFilter } from './dnslists-answers.js';
+import { headerText } from './header-text.js';
 import type { DomainCheck, DomainList, IpList } from './dnslists-config.js';
 import { DOMAIN_CHECKS } from './dnslists-config.js';
 import { domainTargets, ipQueryPrefix, type DomainTarget } from './dnslists-targets.js';
@@ -245,8 +246,7 @@ export async function listingText(hit: Pick<DnsListHit, 'query'>, dns: DnsListRe
     const first = records.find((r) => r.join('').trim().length > 0);
     if (!first) return undefined;
     // the text ends up in an SMTP reply: no CR/LF or other controls, bounded length
-    const text = first.join('').replace(/[^\x20-\x7e]+/g, ' ').replace(/\s+/g, ' ').trim();
-    return text.length > 300 ? `${text.slice(0, 297)}...` : text || undefined;
+    return headerText(first.join(''), 300) || undefined;
   } catch {
     return undefined;
   }

@@ -10,9 +10,10 @@
  *   X-Spam-Report: Content analysis details: (7.3 points, 5.0 required)
  *   	*  3.5 BAYES_99 Bayes spam probability is 99 to 100% [score: 0.9990]
  *
- * Values are built here, folded here and reduced to printable ASCII here, because
- * parts of them (rule descriptions, list names) come from configuration and DNS.
+ * Values are built and folded here; descriptions (from configuration and DNS) are
+ * reduced to one line of printable ASCII by header-text.ts, test names to A-Z, 0-9, _.
  */
+import { headerText } from './header-text.js';
 import { formatScore, type SpamTest } from './score.js';
 
 export interface HeaderChoice {
@@ -32,15 +33,6 @@ export interface SpamHeader {
 const FOLD = '\r\n\t';
 const LINE = 76;
 const MAX_REPORT_LINES = 100;
-
-/** Printable ASCII only, single spaces, at most `max` characters. */
-export function headerSafe(text: string, max = 160): string {
-  const clean = text
-    .replace(/[^\x20-\x7e]+/g, '?')
-    .replace(/ {2,}/g, ' ')
-    .trim();
-  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
-}
 
 /** The headers for a scanned message, top first. */
 export function spamHeaders(
@@ -82,7 +74,7 @@ function statusValue(result: { tests: readonly SpamTest[]; flagged: boolean }, s
 function reportValue(tests: readonly SpamTest[], score: string, required: string): string {
   const lines = [`Content analysis details: (${score} points, ${required} required)`];
   for (const t of tests.slice(0, MAX_REPORT_LINES)) {
-    lines.push(`* ${formatScore(t.score).padStart(4)} ${safeName(t.name)} ${headerSafe(t.describe, 120)}`.trimEnd());
+    lines.push(`* ${formatScore(t.score).padStart(4)} ${safeName(t.name)} ${headerText(t.describe, 120)}`.trimEnd());
   }
   if (tests.length > MAX_REPORT_LINES) lines.push(`* (${tests.length - MAX_REPORT_LINES} more)`);
   return lines.join(FOLD);

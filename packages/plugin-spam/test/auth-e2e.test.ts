@@ -152,10 +152,20 @@ describe('Authentication-Results value', () => {
     const lines = value.split('\r\n\t');
     for (const line of lines) expect(line).not.toMatch(/[\r\n]/);
     expect(lines).toEqual([
-      '"mx.test X-Evil: 1";',
-      'dkim=fail (bad \\(very\\) bad\\\\) header.d="evil.example; dkim=pass" header.s="a\\"b\\\\c" header.a="rsa-sha256 X-Injected: yes";',
+      '"mx.test??X-Evil: 1";',
+      'dkim=fail (bad \\(very\\) bad\\\\) header.d="evil.example; dkim=pass" header.s="a\\"b\\\\c" header.a="rsa-sha256??X-Injected: yes";',
       'dmarc=none (no DMARC record) header.from=x.example',
     ]);
+  });
+
+  it('never writes a hostile value as a different, valid one', () => {
+    // A NUL, a zero-width space or a trailing space used to be dropped (header.d=bank.example).
+    const value = authResultsValue({
+      receiver: 'mx.test',
+      dkim: [{ result: 'fail', domain: 'bank.example\u0000', selector: 'sel\u200b' }],
+      dmarc: { result: 'fail', domain: 'bank.example ' },
+    });
+    expect(value).toBe('mx.test;\r\n\tdkim=fail header.d="bank.example?" header.s="sel?";\r\n\tdmarc=fail header.from="bank.example "');
   });
 
   it('a header.b with "/" or "=" (tspecials) is a quoted-string, a plain one a token', () => {

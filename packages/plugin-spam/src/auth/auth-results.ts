@@ -9,11 +9,12 @@
  * Every value comes from the message or DNS (attacker-chosen): each is reduced to one
  * line of printable ASCII and written as a token or a quoted-string (RFC 2045 §5.1), and
  * comments have their parentheses and backslashes escaped, so nothing can end the field or
- * fake another method's result.
+ * fake another method's result (header-text.ts).
  */
 import type { SpfResult } from '../spf/index.js';
 import type { DkimSignatureResult } from './dkim.js';
 import type { DmarcResult } from './dmarc.js';
+import { headerComment, headerValue } from '../header-text.js';
 
 const FOLD = '\r\n\t';
 
@@ -54,20 +55,11 @@ export function authResultsValue(input: AuthResultsInput): string {
   return `${id};${FOLD}${parts.join(`;${FOLD}`)}`;
 }
 
-/** One line of printable ASCII, at most `max` characters. */
-function clean(text: string, max: number): string {
-  const line = text.replace(/[^\x20-\x7e]+/g, ' ').replace(/ {2,}/g, ' ').trim();
-  return line.length > max ? line.slice(0, max) : line;
+/** An RFC 8601 property value or authserv-id: an RFC 2045 token, else a quoted-string. */
+function value(text: string): string {
+  return headerValue(text, 'token');
 }
 
-/** RFC 2045 token, else a quoted-string with " and \ escaped. */
-export function value(text: string): string {
-  const v = clean(text, 200);
-  if (v !== '' && /^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~@]+$/.test(v)) return v;
-  return `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`;
-}
-
-/** An RFC 5322 comment. */
-export function comment(text: string): string {
-  return `(${clean(text, 120).replace(/[()\\]/g, (c) => `\\${c}`)})`;
+function comment(text: string): string {
+  return headerComment(text, 120);
 }

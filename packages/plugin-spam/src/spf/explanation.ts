@@ -4,6 +4,7 @@
  * Anything going wrong (DNS error, no record or several, bad syntax, non-ASCII) means
  * "no explanation", never an error result.
  */
+import { printableAscii } from '../header-text.js';
 import { expandDomainSpec, expandWithPtr, type CheckContext } from './context.js';
 import type { HostResult } from './evaluate.js';
 import { parseMacroString } from './macro.js';
@@ -20,7 +21,7 @@ export async function explanationOf(ctx: CheckContext, exp: NonNullable<HostResu
     const text = await expandWithPtr(ctx, tokens, exp.domain);
     // the sender's local-part and the HELO name are the client's words: nothing that
     // could break a reply line or a log line gets through
-    return text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_EXPLANATION_LENGTH);
+    return printableAscii(text, MAX_EXPLANATION_LENGTH);
   } catch (err) {
     if (ctx.lookups.signal?.aborted) throw ctx.lookups.signal.reason;
     return undefined;

@@ -8,12 +8,11 @@
  * control characters and non-ASCII become "?", the comment escapes its specials and
  * values are dot-atoms or quoted-strings, so nothing can end the header or add one.
  */
+import { headerComment, headerValue, MAX_VALUE_LENGTH, printableAscii } from '../header-text.js';
 import type { SpfQuery, SpfResult } from './types.js';
 
-/** Each interpolated value is cut to this many characters, so the line stays far below 998. */
-const MAX_VALUE_LENGTH = 200;
-
-const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+/** The comment holds the receiver, the sender and the address (each at most MAX_VALUE_LENGTH) and some words. */
+const MAX_COMMENT_LENGTH = 4 * MAX_VALUE_LENGTH;
 
 export function receivedSpfHeader(r: SpfResult, q: SpfQuery, receiver: string): string {
   const identity = r.identity ?? (q.sender ? 'mailfrom' : 'helo');
@@ -32,9 +31,9 @@ export function receivedSpfHeader(r: SpfResult, q: SpfQuery, receiver: string): 
   ];
   const list = pairs
     .filter((p): p is [string, string] => p[1] !== undefined)
-    .map(([key, value]) => `${key}=${headerValue(value)};`)
+    .map(([key, value]) => `${key}=${headerValue(value, 'dot-atom')};`)
     .join(' ');
-  return `${r.result} (${escapeComment(comment)}) ${list}`;
+  return `${r.result} ${headerComment(comment, MAX_COMMENT_LENGTH)} ${list}`;
 }
 
 function commentText(r: SpfResult, sender: string, ip: string): string {
@@ -56,19 +55,7 @@ function commentText(r: SpfResult, sender: string, ip: string): string {
   }
 }
 
-/** Printable ASCII only, at most MAX_VALUE_LENGTH characters. */
+/** Printable ASCII only (header-text.ts's value rule), at most MAX_VALUE_LENGTH characters; not a string: ''. */
 function clean(value: unknown): string {
-  const text = typeof value === 'string' ? value : '';
-  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_VALUE_LENGTH);
-}
-
-/** RFC 5322 comment: "(", ")" and "\" are quoted-pairs inside it. */
-function escapeComment(text: string): string {
-  return text.replace(/[()\\]/g, (c) => `\\${c}`);
-}
-
-/** dot-atom when it is one, else a quoted-string (RFC 5322 §3.2.4). */
-function headerValue(value: string): string {
-  if (DOT_ATOM.test(value)) return value;
-  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  return typeof value === 'string' ? printableAscii(value, MAX_VALUE_LENGTH) : '';
 }
