@@ -15,6 +15,7 @@ import type { EngineContext, EngineIO, EngineOptions, PeerInfo } from './smtp/en
 import { SmtpSession } from './smtp/engine.js';
 import type { Reply } from './smtp/reply.js';
 import { Spool } from './spool/spool.js';
+import { submitMessage, type SubmitOptions, type SubmitResult } from './submit.js';
 
 export interface GatewayOptions {
   /** Logger to use instead of one built from `config.log`. */
@@ -252,8 +253,21 @@ export class Gateway implements PluginGatewayView {
       localAddress: peer.localAddress ?? '127.0.0.1',
       localPort: peer.localPort ?? 25,
       ...(peer.tls ? { tls: peer.tls } : {}),
+      ...(peer.internal ? { internal: true } : {}),
     });
     return session;
+  }
+
+  /**
+   * Hand a message the gateway made itself (a bounce, a delivery report) to its own
+   * plugins, as Postfix's bounce daemon hands its mail to cleanup: the storage plugin
+   * that claims a recipient delivers it (a local mailbox, or the relay for anyone
+   * else). No client-policy hook runs (see `Session.internal`). Resolves once the
+   * message was taken (`queued`) or refused, with the reply that decided.
+   */
+  async submit(options: SubmitOptions): Promise<SubmitResult> {
+    await this.spool.init();
+    return submitMessage(this, options);
   }
 
   private engineContext(tlsAvailable: boolean): EngineContext {
@@ -275,7 +289,7 @@ export class Gateway implements PluginGatewayView {
     this.log[level]('transaction', {
       session: session.id,
       tx: tx.id,
-      client: session.remoteAddress,
+      client: session.internal ? 'internal' : session.remoteAddress,
       helo: session.heloName,
       user: session.user,
       tls: session.tls !== undefined,

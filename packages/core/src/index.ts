@@ -54,6 +54,7 @@ export { createLogger, silentLogger, type Logger, type LogLevel, type LogFields,
 export { normalizeIp } from './server/listener.js';
 export { clientKey } from './server/client-key.js';
 export { untilAborted } from './until-aborted.js';
+export type { SubmitOptions, SubmitResult } from './submit.js';
 export { discardPlugin } from './plugins/discard.js';
 export * from './config/index.js';
 export * from './dns/index.js';

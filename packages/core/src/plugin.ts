@@ -3,6 +3,7 @@ import type { DnsResolver } from './dns/index.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayHooks, TapContext } from './hooks.js';
 import type { Logger } from './log.js';
+import type { SubmitOptions, SubmitResult } from './submit.js';
 
 /** What a plugin's `setup` receives: its validated options and the gateway to tap. */
 export interface PluginContext<Options> {
@@ -37,6 +38,8 @@ export interface PluginGatewayView {
   /** Declare a domain as delivered locally: unclaimed recipients there get `550 5.1.1`, not `554 5.7.1`. */
   addLocalDomain(domain: string): void;
   isLocalDomain(domain: string): boolean;
+  /** Hand a message the gateway made itself (a bounce) to its own plugins; see `Gateway.submit()`. */
+  submit(options: SubmitOptions): Promise<SubmitResult>;
 }
 
 type HookArgs<H extends keyof GatewayHooks> = GatewayHooks[H] extends { promise(...args: infer A): unknown } ? A : never;

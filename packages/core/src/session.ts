@@ -165,6 +165,13 @@ export interface Session {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /**
+   * True for a message the gateway made itself and handed to its own plugins with
+   * `gateway.submit()` (a bounce or delivery report), like Postfix's pickup: there is
+   * no client, so the client-policy hooks (connect, helo, mail, rcpt, data) are not
+   * run; `claim` and `queue` are, and a non-local recipient is `relayAllowed`.
+   */
+  readonly internal: boolean;
   /** Name given with HELO/EHLO, once given. */
   readonly heloName: string | undefined;
   readonly esmtp: boolean;

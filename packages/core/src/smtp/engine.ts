@@ -77,6 +77,8 @@ export interface PeerInfo {
   localPort: number;
   /** Set for implicit-TLS listeners: the session starts encrypted. */
   tls?: TlsInfo;
+  /** A message the gateway made itself (`Gateway.submit()`), not a client: see `Session.internal`. */
+  internal?: boolean;
 }
 
 type Phase = 'start' | 'command' | 'data' | 'bdat' | 'auth-plain' | 'auth-login-user' | 'auth-login-pass' | 'tls' | 'closed';
@@ -103,6 +105,7 @@ export class SmtpSession implements Session {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  readonly internal: boolean;
   heloName: string | undefined;
   esmtp = false;
   tls: TlsInfo | undefined;
@@ -164,6 +167,7 @@ export class SmtpSession implements Session {
     this.localAddress = peer.localAddress;
     this.localPort = peer.localPort;
     this.tls = peer.tls;
+    this.internal = peer.internal === true;
     this.log = ctx.log;
   }
 
@@ -182,7 +186,9 @@ export class SmtpSession implements Session {
 
   private async greet(): Promise<void> {
     this.io.pause();
-    const verdict = await this.decide('connect', this.ctx.hooks.connect.promise(this));
+    // An internal submission skips every client-policy hook (connect, helo, mail, rcpt,
+    // data): the gateway made the message; only claim and queue decide where it goes.
+    const verdict = this.internal ? undefined : await this.decide('connect', this.ctx.hooks.connect.promise(this));
     if (this.phase === 'closed') return;
     if (verdict && verdict.kind !== 'accept') {
       const reply = verdictToReply(verdict, 'connect');
@@ -457,7 +463,7 @@ export class SmtpSession implements Session {
     this.bdatDiscard = false;
     await this.endTransaction('helo');
     const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
-    const verdict = await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
+    const verdict = this.internal ? undefined : await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
     if (verdict && verdict.kind !== 'accept') return this.refuse(verdict, 'helo');
     this.heloName = name;
     this.esmtp = verb === 'EHLO';
@@ -497,7 +503,7 @@ export class SmtpSession implements Session {
     this.bdatDiscard = false;
     if (!this.heloName) return this.error({ code: 503, enhanced: '5.5.1', text: 'Send HELO/EHLO first' });
     if (this.transaction) return this.error({ code: 503, enhanced: '5.5.1', text: 'Nested MAIL command' });
-    if (this.ctx.options.requireTls && !this.tls) return this.error({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' });
+    if (this.ctx.options.requireTls && !this.tls && !this.internal) return this.error({ code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' });
     const parsed = parseMailFrom(args, { smtputf8: this.ctx.options.smtputf8 && this.esmtp });
     if ('error' in parsed) return this.error(parsed.error);
     const paramError = this.checkMailParams(parsed.params);
@@ -508,7 +514,7 @@ export class SmtpSession implements Session {
     this.transaction = tx;
     this.rcptCommands = 0;
     this.txStart = performance.now();
-    const verdict = await this.decide('mail', this.ctx.hooks.mail.promise(this, tx));
+    const verdict = this.internal ? undefined : await this.decide('mail', this.ctx.hooks.mail.promise(this, tx));
     if (this.transaction !== tx) return;
     if (verdict && verdict.kind !== 'accept') {
       this.transaction = undefined;
@@ -570,7 +576,10 @@ export class SmtpSession implements Session {
       return this.error({ code: 452, enhanced: '4.5.3', text: 'Too many recipients' });
     }
     const rcpt = new Recipient(parsed.address, parsed.params, parsed.postmaster, dsn?.dsn);
-    const policy = await this.decide('rcpt', this.ctx.hooks.rcpt.promise(this, tx, rcpt));
+    const local = (parsed.postmaster && parsed.address.domain === '') || this.ctx.isLocalDomain(parsed.address.domain);
+    // The gateway's own mail (a bounce) may go anywhere: a relay plugin claims it like a trusted client's.
+    if (this.internal && !local) rcpt.data.relayAllowed = true;
+    const policy = this.internal ? undefined : await this.decide('rcpt', this.ctx.hooks.rcpt.promise(this, tx, rcpt));
     if (this.transaction !== tx) return;
     if (policy && policy.kind !== 'accept') return this.refuse(policy, 'rcpt');
     const claim = await this.decide('claim', this.ctx.hooks.claim.promise(this, tx, rcpt));
@@ -579,7 +588,6 @@ export class SmtpSession implements Session {
     if (!rcpt.claimedBy && !policy) {
       // Nobody said yes: the core's default policy (DESIGN "Who delivers which recipient").
       // `<postmaster>` (no domain) is ours; postmaster@elsewhere is a relay attempt like any other.
-      const local = (parsed.postmaster && parsed.address.domain === '') || this.ctx.isLocalDomain(parsed.address.domain);
       return this.error(
         local
           ? { code: 550, enhanced: '5.1.1', text: `<${rcpt.text}>: Recipient address rejected: User unknown` }
@@ -823,9 +831,10 @@ export class SmtpSession implements Session {
         id: tx.id,
         recipients: tx.recipients.map((r) => r.text),
         date: new Date(),
+        internal: this.internal,
       }),
     );
-    const verdict = await this.decide('data', this.ctx.hooks.data.promise(this, tx));
+    const verdict = this.internal ? undefined : await this.decide('data', this.ctx.hooks.data.promise(this, tx));
     if (verdict && verdict.kind !== 'accept') return { ...verdict, stage: 'data' };
     const failure = await this.decide('queue', this.ctx.hooks.queue.promise(this, tx));
     if (failure) return { ...failure, stage: 'queue' };

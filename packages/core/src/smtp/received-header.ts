@@ -14,6 +14,8 @@ export interface ReceivedInfo {
   /** Named in a `for` clause only when there is exactly one recipient, so a Bcc list is not disclosed. */
   recipients: readonly string[];
   date: Date;
+  /** The gateway made the message itself (a bounce): no client to name, like Postfix's `by host (Postfix) id …`. */
+  internal?: boolean;
 }
 
 export function protocolKeyword(info: Pick<ReceivedInfo, 'esmtp' | 'tls' | 'authenticated' | 'smtputf8'>): string {
@@ -26,6 +28,7 @@ export function receivedHeaderValue(info: ReceivedInfo): string {
   const literal = info.remoteAddress.includes(':') ? `IPv6:${info.remoteAddress}` : info.remoteAddress;
   const helo = sanitize(info.heloName ?? 'unknown', info.smtputf8);
   const forClause = info.recipients.length === 1 ? `\r\n\tfor <${sanitize(info.recipients[0]!, info.smtputf8)}>` : '';
+  if (info.internal) return `by ${info.hostname} (Mailgate) id ${info.id}${forClause};\r\n\t${rfc5322Date(info.date)}`;
   return (
     `from ${helo} ([${literal}])\r\n\tby ${info.hostname} (Mailgate) with ${protocolKeyword(info)} id ${info.id}` +
     `${forClause};\r\n\t${rfc5322Date(info.date)}`
