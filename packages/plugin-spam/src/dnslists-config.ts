@@ -90,15 +90,26 @@ export function parseReturnCode(text: string): ReturnCodeMatcher | string {
   return `not a return code (an address, CIDR or pattern like 127.0.0.[2..11]): ${JSON.stringify(text)}`;
 }
 
+const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
 /**
- * A zone as it is appended to query names: lower case, no trailing dot, labels of
- * letters, digits, hyphens and underscores. Query prefixes add up to 64 octets (an IPv6
- * address in nibbles), so a zone longer than 180 octets could never be queried.
+ * Whether every label of `name` (lower case, no trailing dot) is 1..63 letters, digits,
+ * hyphens and underscores, without a hyphen at either end: what a list zone, and a
+ * domain looked up in one, may be made of. The length of the whole is the caller's bound.
+ */
+export function hasDnsListLabels(name: string): boolean {
+  return name.split('.').every((label) => LABEL.test(label));
+}
+
+/**
+ * A zone as it is appended to query names: lower case, no trailing dot, labels as
+ * hasDnsListLabels. Query prefixes add up to 64 octets (an IPv6 address in nibbles), so a
+ * zone longer than 180 octets could never be queried.
  */
 const zoneSchema = z
   .string()
   .transform((zone) => zone.trim().toLowerCase().replace(/\.$/, ''))
-  .refine((zone) => zone.length > 0 && zone.length <= 180 && zone.split('.').every((label) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(label)), {
+  .refine((zone) => zone.length > 0 && zone.length <= 180 && hasDnsListLabels(zone), {
     error: 'must be a DNS zone name (letters, digits, hyphens; at most 180 characters)',
   });
 

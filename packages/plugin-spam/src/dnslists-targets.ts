@@ -13,7 +13,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { reverseLabels } from '@mailgate/core';
 import { getDomain } from 'tldts';
-import type { DomainCheck } from './dnslists-config.js';
+import { hasDnsListLabels, type DomainCheck } from './dnslists-config.js';
 
 /** SpamAssassin's uridnsbl_max_domains default. */
 export const DEFAULT_MAX_DOMAINS = 20;
@@ -49,8 +49,6 @@ export interface DomainTargetOptions {
   neverQuery?: readonly string[];
 }
 
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
 /** A host name as DNS can carry it (IDNs to punycode), or undefined. */
 function asDnsName(host: string): string | undefined {
   if (host.length === 0 || host.length > 253) return undefined;
@@ -58,7 +56,7 @@ function asDnsName(host: string): string | undefined {
   const ascii = /^[\x21-\x7e]*$/.test(host) ? host.toLowerCase() : domainToASCII(host);
   const name = ascii.replace(/\.$/, '');
   if (name.length === 0 || name.length > 253) return undefined;
-  return name.split('.').every((label) => LABEL.test(label)) ? name : undefined;
+  return hasDnsListLabels(name) ? name : undefined;
 }
 
 /** The IP-list query prefix of an address (RFC 5782 §2.1, §2.4); IPv4-mapped IPv6 is IPv4. */
