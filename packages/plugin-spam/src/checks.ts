@@ -186,8 +186,8 @@ export class SpamChecks {
   }
 
   private async uriTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {
-    if (content.urls.length === 0) return [];
-    return this.domainTests({ urls: content.urls }, this.uriLists, 'uri', signal);
+    if (content.urlHosts.length === 0) return [];
+    return this.domainTests({ urlHosts: content.urlHosts }, this.uriLists, 'uri', signal);
   }
 
   private async fromTests(content: MessageContent, signal: AbortSignal | undefined): Promise<SpamTest[]> {

@@ -46,6 +46,12 @@ export interface MessageContent {
   html: string;
   /** Absolute http(s) URLs from the text and from href/src attributes, normalized by WHATWG URL, deduplicated, at most MAX_URLS. */
   urls: string[];
+  /**
+   * The distinct hosts of `urls`, in order of first appearance, as WHATWG URL gives them
+   * (lower case, IDNs in punycode, an IPv6 address in brackets): URI blocklists and Bayes
+   * read these instead of parsing every URL again.
+   */
+  urlHosts: string[];
   /** Non-text parts (and text parts sent as attachments), at most MAX_ATTACHMENTS. */
   attachments: ReadonlyArray<AttachmentInfo>;
   /** The raw message was larger than maxBytes and only its head was parsed. */
@@ -149,7 +155,7 @@ async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promi
     from: firstHeader(headers, 'from'),
     text,
     html,
-    urls: extractUrls(text, html),
+    ...extractUrls(text, html),
     attachments,
     truncated,
   };
@@ -303,7 +309,7 @@ function parseMinimal(bytes: Uint8Array, truncated: boolean): MessageContent {
     from: firstHeader(headers, 'from'),
     text: body,
     html: '',
-    urls: extractUrls(body, ''),
+    ...extractUrls(body, ''),
     attachments: [],
     truncated,
   };
@@ -315,29 +321,34 @@ const TEXT_URL = /\b(?:https?:\/\/|www\.)[^\s<>"'`{}|\\^[\]]+/gi;
 const HTML_URL_ATTRIBUTE = /\b(?:href|src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))/gi;
 
 /**
- * Absolute http(s) URLs, in order of appearance: text first, then HTML attributes.
- * Schemeless "www." links count as http:// ones, as SpamAssassin's and rspamd's URI
- * checks read them.
+ * Absolute http(s) URLs, in order of appearance: text first, then HTML attributes, and
+ * their distinct hosts. Schemeless "www." links count as http:// ones, as SpamAssassin's
+ * and rspamd's URI checks read them. Each URL is parsed here, once per message.
  */
-export function extractUrls(text: string, html: string): string[] {
+export function extractUrls(text: string, html: string): { urls: string[]; urlHosts: string[] } {
   const found = new Set<string>();
+  const hosts = new Set<string>();
+  const result = () => ({ urls: [...found], urlHosts: [...hosts] });
   const add = (candidate: string): boolean => {
     const url = normalizeUrl(candidate);
-    if (url !== undefined) found.add(url);
+    if (url !== undefined) {
+      found.add(url.href);
+      hosts.add(url.hostname);
+    }
     return found.size < MAX_URLS;
   };
   for (const match of text.matchAll(TEXT_URL)) {
-    if (!add(trimTrailingPunctuation(match[0]))) return [...found];
+    if (!add(trimTrailingPunctuation(match[0]))) return result();
   }
   for (const match of html.matchAll(HTML_URL_ATTRIBUTE)) {
     const value = match[1] ?? match[2] ?? match[3] ?? '';
-    if (!add(decodeAttributeEntities(value.trim()))) return [...found];
+    if (!add(decodeAttributeEntities(value.trim()))) return result();
   }
   for (const match of html.matchAll(TEXT_URL)) {
     // Links written as text inside HTML (rendered into `text` only where there is no plain alternative).
-    if (!add(trimTrailingPunctuation(decodeAttributeEntities(match[0])))) return [...found];
+    if (!add(trimTrailingPunctuation(decodeAttributeEntities(match[0])))) return result();
   }
-  return [...found];
+  return result();
 }
 
 const TRAILING_PUNCTUATION = new Set('.,;:!?)]}>*\'"');
@@ -353,15 +364,14 @@ function trimTrailingPunctuation(url: string): string {
   return url.slice(0, end);
 }
 
-function normalizeUrl(candidate: string): string | undefined {
+function normalizeUrl(candidate: string): URL | undefined {
   if (candidate.length === 0 || candidate.length > MAX_URL_LENGTH) return undefined;
   let absolute = candidate;
   if (/^www\./i.test(absolute)) absolute = `http://${absolute}`;
   if (!/^https?:\/\//i.test(absolute)) return undefined;
   try {
     const url = new URL(absolute);
-    if (url.hostname === '') return undefined;
-    return url.href;
+    return url.hostname === '' ? undefined : url;
   } catch {
     return undefined;
   }

@@ -40,6 +40,8 @@ export interface MessageDomains {
   from?: string | undefined;
   /** URLs found in the message (with or without scheme). */
   urls?: readonly string[] | undefined;
+  /** Hosts of URLs parsed already (MessageContent.urlHosts: WHATWG hostnames); looked at after `urls`. */
+  urlHosts?: readonly string[] | undefined;
 }
 
 export interface DomainTargetOptions {
@@ -137,20 +139,28 @@ export function domainTargets(message: MessageDomains, options: DomainTargetOpti
     add(domain, domain, check);
   };
 
+  const addHost = (host: string | undefined): void => {
+    if (host === undefined) return;
+    if (isIPv4(host) || isIPv6(host)) add(host, ipQueryPrefix(host), 'uri');
+    else {
+      const domain = registeredDomain(host);
+      add(domain, domain, 'uri');
+    }
+  };
+
   addDomain(message.sender, 'sender');
   addDomain(message.helo, 'helo');
   addDomain(message.from, 'from');
   const urls = message.urls ?? [];
   for (let i = 0; i < urls.length && i < MAX_URLS_SCANNED; i++) {
     const url = urls[i];
-    if (typeof url !== 'string') continue;
-    const host = urlHost(url);
-    if (host === undefined) continue;
-    if (isIPv4(host) || isIPv6(host)) add(host, ipQueryPrefix(host), 'uri');
-    else {
-      const domain = registeredDomain(host);
-      add(domain, domain, 'uri');
-    }
+    if (typeof url === 'string') addHost(urlHost(url));
+  }
+  const hosts = message.urlHosts ?? [];
+  for (let i = 0; i < hosts.length && i < MAX_URLS_SCANNED; i++) {
+    const host = hosts[i];
+    // a WHATWG hostname writes an IPv6 address in brackets
+    if (typeof host === 'string') addHost(host.replace(/^\[|\]$/g, ''));
   }
   return [...byName.values()];
 }

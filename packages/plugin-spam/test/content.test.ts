@@ -60,6 +60,8 @@ describe('parseContent: structure and encodings', () => {
       'https://reports.example.com/q3?x=1&y=2',
       'http://img.example.org/logo.png',
     ]);
+    // each host once, for URI blocklists and Bayes, which do not parse the URLs again
+    expect(content.urlHosts).toEqual(['reports.example.com', 'img.example.org']);
     expect(content.attachments).toEqual([]);
     expect(content.truncated).toBe(false);
   });
@@ -143,6 +145,7 @@ describe('parseContent: structure and encodings', () => {
     expect(content.html).toContain('<b>caf&eacute;</b>');
     expect(content.urls).toContain('http://deals.example.com/%7Eoffer');
     expect(content.urls).toContain('http://obfuscated.example.net/');
+    expect(content.urlHosts).toEqual(['deals.example.com', 'obfuscated.example.net']);
   });
 
   it('renders HTML as a reader sees it: inline tags join words, scripts and styles are dropped', async () => {
@@ -228,6 +231,8 @@ describe('parseContent: structure and encodings', () => {
     expect(content.urls.filter((u) => u === 'https://a.example.com/x')).toHaveLength(1);
     expect(content.urls.every((u) => /^https?:\/\//.test(u))).toBe(true);
     expect(content.urls).toHaveLength(MAX_URLS);
+    // the hosts of the URLs kept, and only those
+    expect(content.urlHosts).toEqual([...new Set(content.urls.map((u) => new URL(u).hostname))]);
   });
 });
 

@@ -217,6 +217,19 @@ describe('domain lists', () => {
     expect(dnsListScore(hits)).toBe(2.5);
   });
 
+  it('takes URL hosts parsed already (MessageContent.urlHosts) as URLs', () => {
+    const urlHosts = ['www.spam.example', 'clean.example.co.uk', '203.0.113.5', '[2001:db8::1]', 'localhost'];
+    const fromHosts = domainTargets({ from: 'news@spam.example', urlHosts });
+    expect(fromHosts.map((t) => [t.listed, t.checks])).toEqual([
+      ['spam.example', ['from', 'uri']],
+      ['example.co.uk', ['uri']],
+      ['203.0.113.5', ['uri']],
+      ['2001:db8::1', ['uri']],
+    ]);
+    const urls = ['http://www.spam.example/a', 'https://clean.example.co.uk/b', 'http://203.0.113.5/x', 'http://[2001:db8::1]/', 'http://localhost/'];
+    expect(domainTargets({ from: 'news@spam.example', urls })).toEqual(fromHosts);
+  });
+
   it('asks a list only about the domains its `check` covers', async () => {
     const uriOnly = domainList({ zone: 'dbl.test', weight: 1, check: ['uri'] });
     const targets = domainTargets({ sender: 'a@spamsender.example', urls: ['http://spam.example/'] });

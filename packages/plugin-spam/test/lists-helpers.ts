@@ -26,6 +26,8 @@ export function ruleInput(overrides: Partial<RuleInput> & { headerMap?: Record<s
     text: 'Shall we meet at noon?\n',
     html: '',
     urls: [],
+    // rules read `urls` only
+    urlHosts: [],
     attachments: [],
     truncated: false,
     ...rest,

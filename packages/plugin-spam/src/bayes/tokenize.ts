@@ -57,7 +57,7 @@ function findAddress(value: string): RegExpExecArray | null {
 export function tokenize(content: MessageContent, options: TokenizeOptions = {}): string[] {
   const tokens = new TokenSet(options.maxTokens ?? DEFAULT_MAX_TOKENS);
   headerTokens(content, tokens);
-  urlTokens(content.urls, tokens);
+  urlTokens(content.urlHosts, tokens);
   attachmentTokens(content, tokens);
   htmlTokens(content.html, tokens);
   bodyTokens(content.text.slice(0, options.maxTextChars ?? DEFAULT_MAX_TEXT_CHARS), tokens);
@@ -168,15 +168,12 @@ function receivedTokens(header: HeaderField, tokens: TokenSet): void {
   }
 }
 
-/** Each URL host, and each parent domain of it down to the registrable domain (SpamAssassin's "D" tokens). */
-function urlTokens(urls: readonly string[], tokens: TokenSet): void {
-  for (const href of urls) {
-    let host: string;
-    try {
-      host = new URL(href).hostname.toLowerCase();
-    } catch {
-      continue;
-    }
+/**
+ * Each URL host (content.ts parsed the URLs: lower case, IPv6 in brackets), and each
+ * parent domain of it down to the registrable domain (SpamAssassin's "D" tokens).
+ */
+function urlTokens(hosts: readonly string[], tokens: TokenSet): void {
+  for (const host of hosts) {
     if (/^\d+\.\d+\.\d+\.\d+$/.test(host) || host.startsWith('[')) {
       tokens.add('url:ip');
       tokens.add(`url:${host}`);

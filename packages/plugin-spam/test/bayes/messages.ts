@@ -16,6 +16,8 @@ export function makeContent(fields: Partial<MessageContent> & { extraHeaders?: A
     text: '',
     html: '',
     urls: [],
+    // as content.ts gives them: the distinct WHATWG hostnames of the URLs
+    urlHosts: [...new Set((rest.urls ?? []).map((url) => new URL(url).hostname))],
     attachments: [],
     truncated: false,
     ...rest,
