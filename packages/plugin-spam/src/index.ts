@@ -39,7 +39,7 @@ export {
   type DnsListHit,
   type DnsListResult,
 } from './dnslists.js';
-export { compileRules, evaluateRules, rulesConfigSchema, ruleSchema, BUILTIN_RULE_NAMES, type CompiledRules, type RuleHit, type RuleInput, type RulesConfigInput } from './rules.js';
+export { compileRules, parseRulesConfig, evaluateRules, rulesConfigSchema, ruleSchema, BUILTIN_RULE_NAMES, type CompiledRules, type RuleHit, type RuleInput, type RulesConfig, type RulesConfigInput } from './rules.js';
 export { checkSpf, checkSpfHelo, receivedSpfHeader, type SpfQuery, type SpfResult, type SpfResultCode } from './spf/index.js';
 export {
   checkAuth,

@@ -11,12 +11,13 @@
  *       - { name: LOCAL_VIAGRA, score: 3, body: true, pattern: '/v[i1]agra/i' }
  *       - { name: LOCAL_NO_UA, score: 0.5, header: User-Agent, exists: false }
  *
- * Patterns are compiled once, when the config is read; a bad one is a config error that
- * names the rule. Matching is bounded by input size (body rules see at most the first
- * 256 KiB of text, header rules at most 256 KiB of a header, uri rules the message's URLs, at most 100), but
- * not by pattern: JavaScript regular expressions backtrack, and a pattern like
- * `(a+)+$` can take seconds on a crafted message. Writing patterns without nested
- * quantifiers is the admin's responsibility, as it is in SpamAssassin.
+ * Patterns are compiled once, when the config is read (ruleSchema keeps the RegExp); a
+ * bad one is a config error that names the rule. Matching is bounded by input size (body
+ * rules see at most the first 256 KiB of text, header rules at most 256 KiB of a header,
+ * uri rules the message's URLs, at most 100), but not by pattern: JavaScript regular
+ * expressions backtrack, and a pattern like `(a+)+$` can take seconds on a crafted
+ * message. Writing patterns without nested quantifiers is the admin's responsibility, as
+ * it is in SpamAssassin.
  */
 import { z } from 'zod';
 import type { MessageContent } from './content.js';
@@ -88,10 +89,12 @@ export const ruleSchema = z
     /** Fire when the test does NOT match (SpamAssassin's `!~`). */
     negate: z.boolean().optional(),
   })
-  .superRefine((rule, ctx) => {
+  .transform((rule, ctx) => {
     const issue = (message: string, path: string): void => ctx.addIssue({ code: 'custom', message: `rule ${rule.name}: ${message}`, path: [path] });
     const targets = [rule.header !== undefined, rule.body === true, rule.uri === true].filter(Boolean).length;
     if (targets !== 1) issue('needs exactly one of header, body or uri', 'name');
+    /** `pattern` compiled, here and only here. */
+    let regex: RegExp | undefined;
     if (rule.exists !== undefined) {
       if (rule.header === undefined || rule.header === 'ALL') issue('exists needs a header field name', 'exists');
       if (rule.pattern !== undefined) issue('give either exists or pattern, not both', 'exists');
@@ -100,7 +103,9 @@ export const ruleSchema = z
     } else {
       const compiled = compilePattern(rule.pattern);
       if (typeof compiled === 'string') issue(compiled, 'pattern');
+      else regex = compiled;
     }
+    return { ...rule, regex };
   });
 
 export type RuleConfig = z.output<typeof ruleSchema>;
@@ -163,9 +168,8 @@ function customTest(rule: RuleConfig): CompiledRule['test'] {
     const wanted = rule.exists;
     return (ctx) => ctx.has(field) === wanted !== negate;
   }
-  const compiled = compilePattern(rule.pattern!);
-  if (typeof compiled === 'string') throw new RulesConfigError(`rule ${rule.name}: ${compiled}`);
-  const re = compiled;
+  const re = rule.regex;
+  if (!re) throw new RulesConfigError(`rule ${rule.name}: not parsed by ruleSchema (no compiled pattern)`);
   if (rule.body) return (ctx) => re.test(ctx.body()) !== negate;
   if (rule.uri) return (ctx) => ctx.urls().some((url) => re.test(url)) !== negate;
   const field = rule.header!;
@@ -174,16 +178,23 @@ function customTest(rule: RuleConfig): CompiledRule['test'] {
 }
 
 /**
- * Validate a rules config (raw or already parsed by rulesConfigSchema) and compile it.
+ * Validate a raw rules config (what `rules:` holds in YAML), compiling its patterns.
  * Throws RulesConfigError, naming the rule, for a bad rule, pattern or score override.
+ * The plugin's options have been through this schema already (spamOptionsSchema).
  */
-export function compileRules(config: RulesConfigInput = {}): CompiledRules {
+export function parseRulesConfig(config: RulesConfigInput = {}): RulesConfig {
   const parsed = rulesConfigSchema.safeParse(config);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`);
-    throw new RulesConfigError(`invalid rules config: ${lines.join('; ')}`);
-  }
-  const { defaults, scores, custom, freemailDomains } = parsed.data;
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`);
+  throw new RulesConfigError(`invalid rules config: ${lines.join('; ')}`);
+}
+
+/**
+ * The rules of a parsed config (rulesConfigSchema's output, e.g. the plugin's
+ * `options.rules`) ready to run: nothing is validated or compiled again here.
+ */
+export function compileRules(config: RulesConfig): CompiledRules {
+  const { defaults, scores, custom, freemailDomains } = config;
   const byName = new Map<string, CompiledRule>();
   if (defaults) for (const rule of BUILTIN_RULES) byName.set(rule.name, rule);
   for (const rule of custom) {

@@ -3,10 +3,10 @@
  * message (lists-helpers.ts ruleInput) is plain, well-formed mail that fires none.
  */
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_RULES, compileRules, evaluateRules, type RuleInput } from '../src/rules.js';
+import { BUILTIN_RULES, compileRules, evaluateRules, parseRulesConfig, type RuleInput } from '../src/rules.js';
 import { BASE_HEADERS, RECEIVED, ruleInput } from './lists-helpers.js';
 
-const rules = compileRules();
+const rules = compileRules(parseRulesConfig());
 const HOUR = 3_600_000;
 
 function fired(input: RuleInput, now = RECEIVED): string[] {
@@ -159,7 +159,7 @@ describe('built-in rules', () => {
     expect(fired(withHeaders({ 'Reply-To': 'list@lists.example.org' }))).not.toContain('FREEMAIL_FORGED_REPLYTO');
     expect(fired(withHeaders({ 'Reply-To': 'x@mail.yahoo.example' }))).not.toContain('FREEMAIL_FORGED_REPLYTO');
     // an admin's own freemail provider
-    const local = compileRules({ freemailDomains: ['Freemail.Example'] });
+    const local = compileRules(parseRulesConfig({ freemailDomains: ['Freemail.Example'] }));
     expect(evaluateRules(local, withHeaders({ 'Reply-To': 'x@freemail.example' }), RECEIVED).map((h) => h.name)).toContain('FREEMAIL_FORGED_REPLYTO');
   });
 

@@ -3,11 +3,16 @@
  * the rule, score overrides, defaults off), and hostile messages staying fast.
  */
 import { describe, expect, it } from 'vitest';
-import { compilePattern, compileRules, evaluateRules, rulesConfigSchema, RulesConfigError, type RulesConfigInput, type RuleInput } from '../src/rules.js';
+import { compilePattern, compileRules, evaluateRules, parseRulesConfig, rulesConfigSchema, RulesConfigError, type RulesConfigInput, type RuleInput } from '../src/rules.js';
 import { RECEIVED, ruleInput } from './lists-helpers.js';
 
+/** A raw config validated and compiled, as the plugin's options are. */
+function compile(config: RulesConfigInput = {}) {
+  return compileRules(parseRulesConfig(config));
+}
+
 function names(config: RulesConfigInput, input: RuleInput = ruleInput()): string[] {
-  return evaluateRules(compileRules(config), input, RECEIVED).map((h) => h.name);
+  return evaluateRules(compile(config), input, RECEIVED).map((h) => h.name);
 }
 
 function only(custom: RulesConfigInput['custom'], input: RuleInput = ruleInput()): string[] {
@@ -16,7 +21,7 @@ function only(custom: RulesConfigInput['custom'], input: RuleInput = ruleInput()
 
 function configError(config: unknown): string {
   try {
-    compileRules(config as RulesConfigInput);
+    parseRulesConfig(config as RulesConfigInput);
   } catch (err) {
     expect(err).toBeInstanceOf(RulesConfigError);
     return (err as Error).message;
@@ -60,12 +65,12 @@ describe('custom rules', () => {
       { name: 'URI_NONE', score: 1, uri: true as const, pattern: 'casino' },
       { name: 'URI_NOT_CASINO', score: -1, uri: true as const, pattern: 'casino', negate: true },
     ];
-    const hits = evaluateRules(compileRules({ defaults: false, custom: rules }), { ...input, text: `${input.text}` }, RECEIVED);
+    const hits = evaluateRules(compile({ defaults: false, custom: rules }), { ...input, text: `${input.text}` }, RECEIVED);
     expect(hits.map((h) => h.name)).toEqual(['BODY_VIAGRA', 'URI_PILLS', 'URI_NOT_CASINO']);
     expect(hits[0]).toEqual({ name: 'BODY_VIAGRA', score: 2, describe: 'BODY_VIAGRA' });
     // SpamAssassin's body starts with the Subject line; without the m flag ^…$ is the whole body
     const multiline = [{ name: 'BODY_SUBJECT', score: 1, body: true as const, pattern: '/^Cheap meds$/m', describe: 'subject is the first body line' }];
-    expect(evaluateRules(compileRules({ defaults: false, custom: multiline }), input, RECEIVED)).toEqual([{ name: 'BODY_SUBJECT', score: 1, describe: 'subject is the first body line' }]);
+    expect(evaluateRules(compile({ defaults: false, custom: multiline }), input, RECEIVED)).toEqual([{ name: 'BODY_SUBJECT', score: 1, describe: 'subject is the first body line' }]);
   });
 
   it('compiles /source/flags and plain sources; g and y are refused', () => {
@@ -104,31 +109,36 @@ describe('rules config', () => {
 
   it('overrides scores, and a score of 0 disables a rule', () => {
     const noDate = ruleInput({ headers: ruleInput().headers.filter((h) => h.name !== 'Date') });
-    const hits = evaluateRules(compileRules({ scores: { MISSING_DATE: 4.5 } }), noDate, RECEIVED);
+    const hits = evaluateRules(compile({ scores: { MISSING_DATE: 4.5 } }), noDate, RECEIVED);
     expect(hits).toEqual([{ name: 'MISSING_DATE', score: 4.5, describe: 'Missing Date: header' }]);
     expect(names({ scores: { MISSING_DATE: 0 } }, noDate)).toEqual([]);
     const custom = [{ name: 'LOCAL', score: 1, header: 'Subject', exists: true }];
     expect(names({ custom, scores: { LOCAL: 0 } })).toEqual([]);
-    expect(evaluateRules(compileRules({ custom, scores: { LOCAL: -2 } }), ruleInput(), RECEIVED)).toEqual([{ name: 'LOCAL', score: -2, describe: 'LOCAL' }]);
+    expect(evaluateRules(compile({ custom, scores: { LOCAL: -2 } }), ruleInput(), RECEIVED)).toEqual([{ name: 'LOCAL', score: -2, describe: 'LOCAL' }]);
   });
 
   it('turns the defaults off, and lets a custom rule replace a built-in one', () => {
     const noDate = ruleInput({ headers: ruleInput().headers.filter((h) => h.name !== 'Date') });
     expect(names({ defaults: false }, noDate)).toEqual([]);
     const replaced = [{ name: 'MISSING_DATE', score: 0.1, header: 'Date', exists: false, describe: 'ours' }];
-    expect(evaluateRules(compileRules({ custom: replaced }), noDate, RECEIVED)).toEqual([{ name: 'MISSING_DATE', score: 0.1, describe: 'ours' }]);
+    expect(evaluateRules(compile({ custom: replaced }), noDate, RECEIVED)).toEqual([{ name: 'MISSING_DATE', score: 0.1, describe: 'ours' }]);
   });
 
-  it('parses as the plugin options do, and compiles parsed output again', () => {
+  it('parses as the plugin options do, and compiles the parsed output without compiling a pattern again', () => {
     const parsed = rulesConfigSchema.parse({});
     expect(parsed).toEqual({ defaults: true, scores: {}, custom: [], freemailDomains: [] });
     expect(compileRules(parsed).rules.length).toBeGreaterThan(20);
-    expect(compileRules().rules.length).toBe(compileRules(parsed).rules.length);
+    expect(compile().rules.length).toBe(compileRules(parsed).rules.length);
+    // the schema compiles each pattern (that is how it validates it) and keeps the RegExp for compileRules
+    const custom = rulesConfigSchema.parse({ defaults: false, custom: [{ name: 'LOCAL', score: 1, body: true, pattern: '/v[i1]agra/i' }] });
+    expect(custom.custom[0]!.regex).toEqual(/v[i1]agra/i);
+    expect(evaluateRules(compileRules(custom), ruleInput({ text: 'cheap V1AGRA' }), RECEIVED).map((h) => h.name)).toEqual(['LOCAL']);
+    expect(() => compileRules({ ...custom, custom: [{ ...custom.custom[0]!, regex: undefined }] })).toThrow(RulesConfigError);
   });
 });
 
 describe('hostile messages', () => {
-  const rules = compileRules({
+  const rules = compile({
     custom: [
       { name: 'HDR', score: 1, header: 'X-Spam', pattern: 'needle' },
       { name: 'ALLH', score: 1, header: 'ALL', pattern: '/needle$/m' },
