@@ -27,7 +27,7 @@ const relayPlugin = definePlugin({
     const store = new QueueStore(root);
     await store.init();
 
-    const relay = new Relay({ options: opts, store, dns: gateway.dns, log, hostname: gateway.hostname, hooks: relayHooks(gateway) });
+    const relay = new Relay({ options: opts, store, dns: gateway.dns, log, hostname: gateway.hostname, hooks: relayHooks(gateway), local: gateway });
     const pidFile = resolve(root, PID_FILE);
     let started = false;
     let stopped = false;

@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger } from '@mailgate/core';
+import { formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger, type PluginGatewayView, type Reply } from '@mailgate/core';
 import { ConnectionPool, TransactionError, oneLine, type SendResult } from './client.js';
 import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
 import { TimeHeap } from './heap.js';
@@ -23,6 +23,12 @@ export interface RelayDeps {
   log: Logger;
   hostname: string;
   hooks: RelayHooks;
+  /**
+   * The gateway's own local domains and its submit(): mail the queue holds for a local
+   * recipient (a bounce to a local sender) is handed to the gateway's storage plugins
+   * instead of being sent to ourselves by MX.
+   */
+  local?: Pick<PluginGatewayView, 'isLocalDomain' | 'submit'>;
 }
 
 /** Outcome for one recipient of one attempt. */
@@ -39,6 +45,7 @@ export class Relay {
   private readonly log: Logger;
   private readonly hostname: string;
   private readonly hooks: RelayHooks;
+  private readonly local: RelayDeps['local'];
   private readonly pool: ConnectionPool;
 
   /** id → time of its scheduled attempt (the heap may hold stale pairs; this map is the truth). */
@@ -64,6 +71,7 @@ export class Relay {
     this.log = deps.log;
     this.hostname = deps.hostname;
     this.hooks = deps.hooks;
+    this.local = deps.local;
     this.pool = new ConnectionPool({
       heloName: deps.options.heloName ?? deps.hostname,
       connectTimeout: deps.options.connectTimeout,
@@ -370,6 +378,7 @@ export class Relay {
   /** Deliver some recipients of one domain: route, then host after host until one answers. */
   private async deliver(entry: QueueEntry, domain: string, recipients: QueueRecipient[]): Promise<Map<QueueRecipient, Outcome>> {
     const all = (o: Outcome) => new Map(recipients.map((r) => [r, o] as const));
+    if (this.local?.isLocalDomain(domain)) return this.deliverLocally(entry, recipients);
     let r;
     try {
       r = await route(domain, this.options, this.dns);
@@ -432,6 +441,37 @@ export class Relay {
       return out;
     }
     return all(last);
+  }
+
+  /**
+   * Recipients in one of the gateway's local domains (the sender of a bounced message
+   * is one of our users): the gateway's own plugins deliver them, as Postfix's bounce
+   * daemon hands its mail to local delivery. Their answer counts like a next hop's.
+   */
+  private async deliverLocally(entry: QueueEntry, recipients: QueueRecipient[]): Promise<Map<QueueRecipient, Outcome>> {
+    const out = new Map<QueueRecipient, Outcome>();
+    const outcome = (reply: Reply): Outcome => {
+      const text = replyText(reply);
+      return reply.code >= 500 ? { kind: 'permanent', error: text, status: reply.enhanced ?? '5.0.0', host: 'local' } : { kind: 'temporary', error: text, host: 'local' };
+    };
+    try {
+      const result = await this.local!.submit({
+        sender: entry.sender,
+        recipients: recipients.map((r) => r.address),
+        body: createReadStream(this.store.emlPath(entry.id)),
+        bodyType: entry.bodyType === '7BIT' ? '7BIT' : '8BITMIME',
+      });
+      const refused = new Map(result.refused.map((f) => [f.recipient, f.reply] as const));
+      for (const rc of recipients) {
+        const reply = refused.get(rc.address);
+        if (reply) out.set(rc, outcome(reply));
+        else if (result.queued) out.set(rc, { kind: 'delivered', host: 'local', mta: this.hostname, response: replyText(result.reply), dsn: false });
+        else out.set(rc, outcome(result.reply));
+      }
+    } catch (error) {
+      for (const rc of recipients) out.set(rc, { kind: 'temporary', error: `local delivery failed: ${oneLine(String((error as Error)?.message ?? error))}`, host: 'local' });
+    }
+    return out;
   }
 
   private isSelf(hop: Hop): boolean {
@@ -595,4 +635,10 @@ function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefin
     if (params.length) (map ??= new Map()).set(r.address, params.join(' '));
   }
   return map;
+}
+
+/** A reply as one line of text, `550 5.1.1 <a@b>: User unknown`. */
+function replyText(reply: Reply): string {
+  const text = typeof reply.text === 'string' ? reply.text : reply.text.join(' ');
+  return oneLine(`${reply.code} ${reply.enhanced ? `${reply.enhanced} ` : ''}${text}`);
 }

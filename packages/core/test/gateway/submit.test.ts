@@ -20,7 +20,7 @@ function storagePlugin(domain: string, stored: Stored[], policyCalls: string[], 
       for (const hook of ['connect', 'helo', 'mail', 'rcpt', 'data'] as const) tap(hook, () => void policyCalls.push(hook));
       tap('claim', (_s, _tx, rcpt) => (rcpt.address.domain === domain ? accept() : undefined));
       tap('queue', async (session, tx) => {
-        if (failQueue) return tempfail({ message: 'disk full' });
+        if (failQueue) return tempfail('disk full');
         const chunks: Buffer[] = [];
         for await (const chunk of tx.message!.stream()) chunks.push(chunk as Buffer);
         stored.push({ session, tx, recipients: tx.claimedBy('store').map((r) => r.text), bytes: Buffer.concat(chunks) });
@@ -142,7 +142,7 @@ describe('gateway.submit (the gateway\'s own mail)', () => {
   it('reports a failing queue tap and keeps nothing', async () => {
     const gateway = await start((g) => g.use(storagePlugin('local.test', [], [], true)));
     const result = await gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) });
-    expect(result).toMatchObject({ queued: false, accepted: [], reply: { code: 451 } });
+    expect(result).toMatchObject({ queued: false, accepted: [], reply: { code: 451, text: 'disk full' } });
   });
 
   it('rejects an address that would inject a command line', async () => {
