@@ -17,7 +17,6 @@ export const MAX_MX_NAMES = 10;
 
 export interface HostResult {
   result: 'none' | 'neutral' | 'pass' | 'fail' | 'softfail';
-  domain: string;
   mechanism?: string;
   /** on fail: the exp= of the record that failed, and that record's domain (for %{d}) */
   exp?: { tokens: MacroToken[]; domain: string };
@@ -39,9 +38,9 @@ async function spfRecordsOf(ctx: CheckContext, domain: string): Promise<string[]
 export async function checkHost(ctx: CheckContext, target: string): Promise<HostResult> {
   const domain = target.endsWith('.') ? target.slice(0, -1) : target;
   // §4.3: a malformed name, or one without a record (NXDOMAIN included), is "none"
-  if (!isCheckableDomain(domain)) return { result: 'none', domain };
+  if (!isCheckableDomain(domain)) return { result: 'none' };
   const records = await spfRecordsOf(ctx, domain);
-  if (records.length === 0) return { result: 'none', domain };
+  if (records.length === 0) return { result: 'none' };
   if (records.length > 1) throw permerror(`${domain} has ${records.length} SPF records`);
   const record = parseSpfRecord(records[0]!);
 
@@ -49,7 +48,7 @@ export async function checkHost(ctx: CheckContext, target: string): Promise<Host
     if (!(await matches(ctx, directive, domain))) continue;
     const result = RESULT_OF[directive.qualifier];
     const exp = result === 'fail' && record.exp ? { tokens: record.exp, domain } : undefined;
-    return { result, domain, mechanism: directive.text, ...(exp && { exp }) };
+    return { result, mechanism: directive.text, ...(exp && { exp }) };
   }
   if (record.redirect) {
     ctx.lookups.countTerm(record.redirect.text);
@@ -59,7 +58,7 @@ export async function checkHost(ctx: CheckContext, target: string): Promise<Host
     if (redirected.result === 'none') throw permerror(`${record.redirect.text}: ${name || '(empty)'} has no SPF record`);
     return redirected;
   }
-  return { result: 'neutral', domain, mechanism: 'default' };
+  return { result: 'neutral', mechanism: 'default' };
 }
 
 async function matches(ctx: CheckContext, directive: Directive, domain: string): Promise<boolean> {
