@@ -251,15 +251,3 @@ export async function listingText(hit: Pick<DnsListHit, 'query'>, dns: DnsListRe
     return undefined;
   }
 }
-
-/**
- * The score of a set of hits: each list counts once however many of the message's
- * domains it lists (as SpamAssassin's URIBL rules and rspamd's symbols do).
- */
-export function dnsListScore(hits: readonly DnsListHit[]): number {
-  const byList = new Map<string, number>();
-  for (const hit of hits) if (!byList.has(hit.list)) byList.set(hit.list, hit.weight);
-  let score = 0;
-  for (const weight of byList.values()) score += weight;
-  return score;
-}

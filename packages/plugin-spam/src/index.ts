@@ -31,7 +31,6 @@ export {
   queryIpLists,
   queryDomainLists,
   domainTargets,
-  listingText,
   ipListSchema,
   domainListSchema,
   type IpList,

@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestDnsServer, type TestDnsServer } from '@mailgate/core/testing';
-import { reverseLabels } from '@mailgate/core';
+import { reverseLabels, silentLogger } from '@mailgate/core';
+import { SpamChecks } from '../src/checks.js';
+import { spamOptionsSchema } from '../src/options.js';
 import {
-  dnsListScore,
   domainListSchema,
   domainTargets,
   ipListSchema,
@@ -80,7 +81,6 @@ describe('IP lists', () => {
       ['zen.test', 4, ['127.0.0.2', '127.0.0.4']],
       ['dnswl', -2, ['127.0.10.2']],
     ]);
-    expect(dnsListScore(hits)).toBe(5);
   });
 
   it('filters by return code: exact, CIDR and postscreen patterns', async () => {
@@ -213,8 +213,14 @@ describe('domain lists', () => {
       ['spam.example', 'spam.example.dbl.test', ['from', 'uri']],
       ['203.0.113.5', '5.113.0.203.dbl.test', ['uri']],
     ]);
-    // three domains listed, one list: its weight counts once
-    expect(dnsListScore(hits)).toBe(2.5);
+  });
+
+  it('scores a list once per message however many of its domains it lists', async () => {
+    const options = spamOptionsSchema.parse({ rules: { defaults: false }, spf: false, dkim: false, dmarc: false, uribl: [{ zone: 'dbl.test', weight: 2.5 }] });
+    const checks = new SpamChecks(options, resolverFor(dns.address, { timeout: 300, retries: 1 }), silentLogger, undefined);
+    const raw = Buffer.from('Subject: links\r\n\r\nhttp://www.spam.example/a http://203.0.113.5/x https://clean.example.co.uk/b\r\n');
+    const { tests } = await checks.content(raw);
+    expect(tests).toEqual([{ name: 'URIBL_DBL_TEST', score: 2.5, list: 'dbl.test', describe: 'URL domain spam.example, 203.0.113.5 listed in dbl.test (127.0.1.2)' }]);
   });
 
   it('takes URL hosts parsed already (MessageContent.urlHosts) as URLs', () => {
