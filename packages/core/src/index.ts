@@ -53,6 +53,7 @@ export { rfc5322Date } from './smtp/received-header.js';
 export { createLogger, silentLogger, type Logger, type LogLevel, type LogFields, type LoggerOptions } from './log.js';
 export { normalizeIp } from './server/listener.js';
 export { clientKey } from './server/client-key.js';
+export { parseIp, parseIpAsWritten, parseCidr, ipNetwork, cidrError, formatIp, sameIp, ipToBytes, ipFromBytes, IpSet, type IpAddress, type IpNetwork } from './net/ip.js';
 export { untilAborted } from './until-aborted.js';
 export type { SubmitOptions, SubmitResult } from './submit.js';
 export { discardPlugin } from './plugins/discard.js';
