@@ -3,9 +3,8 @@
  * (`{ file: ./blocked.txt }`, one entry a line), compiled into one matcher that is
  * rebuilt when a file changes.
  */
-import type { Logger } from '@mailgate/core';
+import { cidrError, IpSet, parseCidr, type Logger } from '@mailgate/core';
 import { FileError, resolvePath, splitListFile, WatchedFile } from './files.js';
-import { cidrError, IpSet, parseCidr } from './ip.js';
 import { canonicalDomain, domainError } from './names.js';
 import {
   anyOf,

@@ -5,9 +5,13 @@ import {
   clientKey,
   definePlugin,
   disconnect,
+  formatIp,
   HookStage,
+  parseCidr,
+  parseIp,
   reject,
   tempfail,
+  type IpAddress,
   type Logger,
   type PluginGatewayView,
   type Recipient,
@@ -18,7 +22,6 @@ import {
 } from '@mailgate/core';
 import { MemoryCounterStore, type CounterStore } from './counters.js';
 import { resolvePath } from './files.js';
-import { formatIp, parseCidr, parseIp, type Ip } from './ip.js';
 import { DynamicList } from './lists.js';
 import { asciiLower, canonicalDomain, canonicalHost } from './names.js';
 import { aclOptionsSchema, type AclOptions, type AclStage } from './options.js';
@@ -29,7 +32,7 @@ import { UserStore, type UserEntry } from './users.js';
 
 /** Per-session state, private to this plugin instance. */
 interface SessionState {
-  ip: Ip | undefined;
+  ip: IpAddress | undefined;
   /** Concurrency slot taken at connect, released at disconnect. */
   slot: string | undefined;
   rdns: Promise<RdnsResult> | undefined;

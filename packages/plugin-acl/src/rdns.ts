@@ -4,9 +4,8 @@
  * A PTR name that does not resolve back is not the client's name: anyone can put any
  * name in the PTR records of their own addresses.
  */
-import { isDnsError, type DnsResolver } from '@mailgate/core';
+import { isDnsError, parseIp, sameIp, type DnsResolver, type IpAddress } from '@mailgate/core';
 import { canonicalHost } from './names.js';
-import { parseIp, sameIp, type Ip } from './ip.js';
 
 export interface RdnsResult {
   /** Verified names, canonical (lower case, no trailing dot). Empty: none. */
@@ -41,7 +40,7 @@ export async function forwardConfirmedNames(dns: DnsResolver, address: string): 
   return { names: [...new Set(names)], temporary: names.length === 0 && temporary };
 }
 
-function matches(text: string, ip: Ip): boolean {
+function matches(text: string, ip: IpAddress): boolean {
   const other = parseIp(text);
   return other !== undefined && sameIp(other, ip);
 }

@@ -2,8 +2,7 @@
  * Compiled rules: each condition a (possibly file-backed) list, evaluated cheapest
  * first; within a stage the first rule whose conditions all hold decides.
  */
-import type { Logger } from '@mailgate/core';
-import type { Ip } from './ip.js';
+import type { IpAddress, Logger } from '@mailgate/core';
 import { DynamicList, type ListKind } from './lists.js';
 import type { AclRule, AclStage } from './options.js';
 import type { MatchAddress } from './patterns.js';
@@ -32,7 +31,7 @@ export interface CompiledRule {
 
 /** What a rule is evaluated against. Fields a stage does not know yet are undefined. */
 export interface RuleSubject {
-  ip: Ip | undefined;
+  ip: IpAddress | undefined;
   tls: boolean;
   /** Canonical HELO name. */
   helo: string | undefined;
