@@ -87,6 +87,14 @@ describe('trusted networks', () => {
     expect(cidrError('10.0.0.0/8')).toBeUndefined();
     expect(cidrError('10.0.0.0/x')).toMatch(/prefix length/);
     expect(cidrError('::/129')).toMatch(/0\.\.128/);
+    expect(cidrError(' 10.0.0.0/8')).toMatch(/expected an IP address/);
+  });
+
+  it('treat an IPv4 client as its mapped IPv6 form too: ::/0 trusts everyone', () => {
+    expect(new NetworkList(['::/0']).has('192.0.2.1')).toBe(true);
+    expect(new NetworkList(['::ffff:192.0.2.0/120']).has('192.0.2.1')).toBe(true);
+    expect(new NetworkList(['0.0.0.0/0']).has('::1')).toBe(false);
+    expect(new NetworkList(['2001:db8::/32']).has('192.0.2.1')).toBe(false);
   });
 });
 
