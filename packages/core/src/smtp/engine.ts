@@ -88,6 +88,8 @@ const MAX_BACKLOG = 64 * 1024;
 /** What DSN parameters add to the longest MAIL and RCPT line (RFC 3461 §4). */
 const DSN_MAIL_EXTRA = 100;
 const DSN_RCPT_EXTRA = 500;
+/** RCPTs past maxRecipients answered 452 without counting as errors (Postfix's smtpd_recipient_overshoot_limit). */
+const RECIPIENT_OVERSHOOT_LIMIT = 1000;
 /** The 354 text clients expect. */
 const DATA_GO_AHEAD: Reply = { code: 354, text: 'End data with <CR><LF>.<CR><LF>' };
 const LOCAL_ERROR: Reply = { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' };
@@ -573,7 +575,13 @@ export class SmtpSession implements Session {
     const dsn = parsed.params.size > 0 ? this.rcptDsn(parsed.params) : undefined;
     if (dsn && 'error' in dsn) return this.error(dsn.error);
     if (tx.recipients.length >= this.ctx.options.maxRecipients) {
-      return this.error({ code: 452, enhanced: '4.5.3', text: 'Too many recipients' });
+      // RFC 5321 §4.5.3.1.10: the client sends the rest in another transaction. Not an
+      // error while it is a plausible overshoot: a pipelining client sends all its RCPTs
+      // before reading any reply, and would otherwise hit maxErrors and lose the message
+      // on every retry (Postfix: smtpd_recipient_overshoot_limit, 1000).
+      const tooMany: Reply = { code: 452, enhanced: '4.5.3', text: 'Too many recipients' };
+      if (this.rcptCommands - this.ctx.options.maxRecipients <= RECIPIENT_OVERSHOOT_LIMIT) return this.reply(tooMany);
+      return this.error(tooMany);
     }
     const rcpt = new Recipient(parsed.address, parsed.params, parsed.postmaster, dsn?.dsn);
     const local = (parsed.postmaster && parsed.address.domain === '') || this.ctx.isLocalDomain(parsed.address.domain);

@@ -27,18 +27,34 @@ export class Message {
   /** Starts of the ranges in `removed`: a sender picks how many fields match, so no linear search per field. */
   private readonly removedStarts = new Set<number>();
   private removedBytes = 0;
+  /**
+   * The received message starts with a space or tab: without a separator its first line
+   * would continue the last header we prepend (our Received:), so text the client chose
+   * would read as part of our trace header. Then an empty line follows the added headers
+   * and the received message is all body, as Postfix's cleanup does.
+   */
+  private readonly separator: string;
 
   constructor(
     private readonly body: MessageBody,
     /** Size of the body as received (after dot-unstuffing), in bytes. */
     readonly bodySize: number,
-  ) {}
+    options: { bodyStartsWithWhitespace?: boolean } = {},
+  ) {
+    this.separator = options.bodyStartsWithWhitespace ? '\r\n' : '';
+  }
 
   /** Size of the whole message as it will be stored: prepended headers plus body. */
   get size(): number {
     let n = this.bodySize - this.removedBytes;
     for (const h of this.prepended) n += Buffer.byteLength(h);
+    if (this.prepended.length > 0) n += this.separator.length;
     return n;
+  }
+
+  /** What goes before the received message: the added headers, and the separator when it needs one. */
+  private addedBlock(): string[] {
+    return this.prepended.length > 0 && this.separator ? [...this.prepended, this.separator] : this.prepended;
   }
 
   /** Path of the spool file, if the body spilled to disk (lets storage plugins link or copy it). */
@@ -102,7 +118,7 @@ export class Message {
     if (this.parsedHeaders) return this.parsedHeaders;
     const raw = await this.readHead(HEADER_SCAN_LIMIT);
     const head = this.removed.length === 0 ? raw : Buffer.concat([...skipRanges([raw], this.removed)]);
-    const prefix = Buffer.from(this.prepended.join(''));
+    const prefix = Buffer.from(this.addedBlock().join(''));
     this.parsedHeaders = parseHeaderBlock(Buffer.concat([prefix, head])).headers;
     return this.parsedHeaders;
   }
@@ -115,7 +131,7 @@ export class Message {
 
   /** A new, independent stream of the whole message (prepended headers, then body). */
   stream(options: { includeAdded?: boolean } = {}): Readable {
-    const head = options.includeAdded === false ? [] : this.prepended.map((h) => Buffer.from(h));
+    const head = options.includeAdded === false ? [] : this.addedBlock().map((h) => Buffer.from(h));
     const removed = this.removed;
     if (this.body.kind === 'memory') {
       const body = removed.length === 0 ? this.body.chunks : [...skipRanges(this.body.chunks, removed)];

@@ -88,6 +88,8 @@ class SpoolSink implements BodySink {
   private error: Error | undefined;
   private opening: Promise<void> | undefined;
   private nextCollect = GC_HINT_INTERVAL;
+  /** The body's first byte (-1 while empty): see Message's `bodyStartsWithWhitespace`. */
+  private firstByte = -1;
 
   constructor(
     private readonly spool: Spool,
@@ -96,6 +98,7 @@ class SpoolSink implements BodySink {
 
   write(chunk: Buffer): boolean {
     if (chunk.length === 0) return true;
+    if (this.size === 0) this.firstByte = chunk[0]!;
     this.size += chunk.length;
     if (this.file) {
       if (this.size >= this.nextCollect) {
@@ -156,7 +159,8 @@ class SpoolSink implements BodySink {
     await this.spool.init();
     if (this.opening) await this.opening;
     if (this.error) throw this.error;
-    if (!this.file) return new Message({ kind: 'memory', chunks: this.chunks }, this.size);
+    const options = { bodyStartsWithWhitespace: this.firstByte === 0x20 || this.firstByte === 0x09 };
+    if (!this.file) return new Message({ kind: 'memory', chunks: this.chunks }, this.size, options);
     const file = this.file;
     await new Promise<void>((resolve, reject) => {
       if (this.error) return reject(this.error);
@@ -164,7 +168,7 @@ class SpoolSink implements BodySink {
       file.end(() => resolve());
     });
     if (this.error) throw this.error;
-    return new Message({ kind: 'file', path: this.path! }, this.size);
+    return new Message({ kind: 'file', path: this.path! }, this.size, options);
   }
 
   async abort(): Promise<void> {
