@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, validateWith } from './config/load.js';
 import { hashPassword } from './auth/password.js';
@@ -71,6 +71,13 @@ function findCommand(argv: string[]): { command: string | undefined; config: str
 async function main(argv: string[]): Promise<number> {
   const found = findCommand(argv);
   if (found.command && !BUILTIN_COMMANDS.has(found.command)) {
+    if (found.config === undefined && !existsSync('gateway.yaml')) {
+      // Without a config there is no plugin to ask: say so instead of "file not found".
+      throw new UsageError(
+        `unknown command "${found.command}": commands other than serve, check and passwd come from the plugins of a config ` +
+          `(e.g. queue from @mailgate/plugin-relay, spam from @mailgate/plugin-spam); give it with -c FILE (./gateway.yaml does not exist)`,
+      );
+    }
     return pluginCommand(found.command, found.config ?? 'gateway.yaml', argv.slice(argv.indexOf(found.command) + 1));
   }
   const { values, positionals } = parseArgs({
@@ -98,7 +105,11 @@ async function main(argv: string[]): Promise<number> {
   if (command !== 'serve' && command !== 'check') {
     throw new UsageError(command ? `unknown command "${command}"` : 'missing command (serve, check or passwd)');
   }
-  const file = values.config ?? 'gateway.yaml';
+  // `mailgate check gateway.yaml` (the file without -c) is what people type: take it.
+  if (positionals.length > 2 || (positionals[1] !== undefined && values.config !== undefined)) {
+    throw new UsageError(`${command}: unexpected argument "${positionals.at(-1)}" (the config is given with -c FILE)`);
+  }
+  const file = values.config ?? positionals[1] ?? 'gateway.yaml';
   const overrides: Record<string, unknown> = {};
   if (values.listen?.length) overrides.listen = values.listen.map(parseListen);
   const log: Record<string, unknown> = {};
@@ -108,6 +119,10 @@ async function main(argv: string[]): Promise<number> {
 
   const gateway = await loadGateway(file, { overrides });
   if (command === 'check') {
+    await gateway.loadTls().catch(async (error: unknown) => {
+      await gateway.close(0);
+      throw error;
+    });
     const c = gateway.config;
     process.stdout.write(
       `${file}: OK\n` +

@@ -169,12 +169,7 @@ export class Gateway implements PluginGatewayView {
   async listen(): Promise<AddressInfo[]> {
     if (this.started) throw new Error('the gateway is already listening');
     await this.spool.init();
-    if (this.config.tls) {
-      const [key, cert] = await Promise.all([readFile(this.config.tls.key), readFile(this.config.tls.cert)]).catch((error: unknown) => {
-        throw new ConfigError([{ path: ['tls'], pathText: 'tls', message: `cannot read TLS key/cert: ${errorMessage(error)}` }]);
-      });
-      this.secureContext = createSecureContext({ key, cert, minVersion: this.config.tls.minVersion });
-    }
+    await this.loadTls();
     this.started = true;
     const addresses: AddressInfo[] = [];
     try {
@@ -204,6 +199,32 @@ export class Gateway implements PluginGatewayView {
       }
     }
     return addresses;
+  }
+
+  /**
+   * Read the TLS key and certificate and check that they make a TLS context (a key
+   * that does not match its certificate fails here). `listen()` does it; `mailgate
+   * check` calls it too, so a missing or wrong file is reported before a port opens,
+   * with the line of its key in the config.
+   */
+  async loadTls(): Promise<void> {
+    const tls = this.config.tls;
+    if (!tls || this.secureContext) return;
+    const fail = (key: 'key' | 'cert' | undefined, message: string): never => {
+      const path = key ? ['tls', key] : ['tls'];
+      const position = this.source?.locate(path);
+      throw new ConfigError(
+        [{ path, pathText: path.join('.'), message, ...(this.source?.file ? { file: this.source.file } : {}), ...(position ? { line: position.line, column: position.column } : {}) }],
+        this.source?.file,
+      );
+    };
+    const read = (key: 'key' | 'cert') => readFile(tls[key]).catch((error: unknown) => fail(key, `cannot read the TLS ${key === 'key' ? 'private key' : 'certificate'}: ${errorMessage(error)}`));
+    const [key, cert] = await Promise.all([read('key'), read('cert')]);
+    try {
+      this.secureContext = createSecureContext({ key, cert, minVersion: tls.minVersion });
+    } catch (error) {
+      fail(undefined, `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
+    }
   }
 
   get addresses(): AddressInfo[] {

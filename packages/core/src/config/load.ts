@@ -64,7 +64,8 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Loa
   }
 
   const overridden: ConfigPath[] = [];
-  if (options.overrides) data = merge(data, options.overrides, [], overridden);
+  // Only into a mapping: anything else (a list, a scalar) must fail validation, not become `{}`.
+  if (options.overrides && isPlainObject(data)) data = merge(data, options.overrides, [], overridden);
 
   const source: ConfigSource = {
     text,

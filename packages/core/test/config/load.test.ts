@@ -231,6 +231,12 @@ describe('overrides', () => {
     const error = configErrorOf(() => parseConfig(text, { file, env: {}, overrides: { listen: [{ port: 99999 }] } }));
     expect(error.message).toBe('listen[0].port: expected an integer from 0 to 65535, got 99999 (from overrides)');
   });
+
+  it('do not turn a file that is not a mapping into one (the CLI always passes overrides)', () => {
+    for (const [text, got] of [['- a', 'a list'], ['true', 'true']] as const) {
+      expect(configErrorOf(() => parseConfig(yaml(text), { file, env: {}, overrides: {} })).message).toBe(`gateway.yaml:1:1: expected a mapping (key: value pairs), got ${got}`);
+    }
+  });
 });
 
 describe('loadConfigFile', () => {

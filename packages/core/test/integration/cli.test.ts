@@ -187,6 +187,30 @@ describeCli('mailgate CLI (real process)', () => {
     expect(unknown.code).toBe(2);
   });
 
+  it('check FILE without -c takes the file; a second one is a usage error', async () => {
+    const r = await mailgate(['check', 'good.yaml'], dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('good.yaml: OK');
+    const two = await mailgate(['check', 'good.yaml', 'bad.yaml'], dir);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('unexpected argument "bad.yaml"');
+  });
+
+  it('check reports TLS files that cannot be read, with their line, before any port opens', async () => {
+    await writeFile(join(dir, 'tls.yaml'), `${GOOD}tls:\n  key: ./certs/key.pem\n  cert: ./certs/cert.pem\n`);
+    const r = await mailgate(['check', '-c', 'tls.yaml'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tls\.yaml:15:8: tls\.key: cannot read the TLS private key: .*ENOENT/);
+    expect(r.stderr).toMatch(/certs\/key\.pem/);
+  });
+
+  it('a plugin command without a config says where such commands come from', async () => {
+    const r = await mailgate(['queue', '--help'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "queue": commands other than serve, check and passwd come from the plugins of a config');
+    expect(r.stderr).toContain('-c FILE');
+  });
+
   it.runIf(haveTool(SWAKS))('serve: takes a message from swaks, logs JSON lines, exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const server = serve(['-c', 'good.yaml', '--listen', `127.0.0.1:${port}`], dir);
