@@ -118,7 +118,11 @@ export const maildirOptionsSchema = z
       .string()
       .refine(isSafeFolderTag, { message: 'expected a folder name of 1-64 letters, digits, "_" or "-" (e.g. "Junk")' })
       .optional(),
-    /** Bare `RCPT TO:<postmaster>`: the address it is delivered as (default postmaster@ the first listed domain). */
+    /**
+     * Bare `RCPT TO:<postmaster>`: the address it is delivered as (default postmaster@ the
+     * first listed domain; `domains` omitted: the first local domain the plugin knows of,
+     * see `Mapper.postmasterAddress`).
+     */
     postmaster: addressKey.optional(),
     /** Default per-mailbox quota (Maildir++ maildirsize). */
     quota: quotaSchema.optional(),
