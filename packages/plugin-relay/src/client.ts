@@ -183,7 +183,7 @@ export class ConnectionPool {
         settled = true;
         conn.close();
         this.open.delete(conn);
-        reject(err instanceof TransactionError ? err : toError(err, true, `${hop.name}[${hop.address}]:${hop.port}`));
+        reject(err instanceof TransactionError ? err : toError(err, true, where(hop)));
       };
       // nodemailer reports connection failures as 'error' events, not through the connect callback
       conn.once('error', fail);
@@ -216,7 +216,7 @@ export class ConnectionPool {
         conn.off('end', onEnd);
         body.destroy();
         this.quit(conn);
-        reject(toError(err, false, `${hop.name}[${hop.address}]:${hop.port}`, (err.rejectedErrors ?? []).map(failure)));
+        reject(toError(err, false, where(hop), (err.rejectedErrors ?? []).map(failure)));
       };
       const onError = (err: Error) => fail(err);
       const onEnd = () => fail(new Error('connection closed during the transaction'));
@@ -265,6 +265,11 @@ export class ConnectionPool {
   }
 }
 
+/** A hop as logs name it, Postfix-style: `mx1.example.org[192.0.2.1]:25`. */
+export function where(hop: Pick<Hop, 'name' | 'address' | 'port'>): string {
+  return `${hop.name}[${hop.address}]:${hop.port}`;
+}
+
 function failure(e: NodemailerError): RecipientFailure {
   return { address: e.recipient ?? '', code: e.responseCode ?? 450, response: oneLine(e.response ?? e.message) };
 }
@@ -275,6 +280,7 @@ function toError(err: Error, connecting: boolean, where: string, recipients: Rec
   if (e.code === 'EMESSAGE' && /size larger than allowed/i.test(e.message)) {
     return new TransactionError(`552 5.3.4 ${where}: ${oneLine(e.message)}`, 552, false, recipients);
   }
-  const text = e.response ? oneLine(e.response) : `${where}: ${oneLine(e.message)}`;
+  // The host is not named here: the relay puts `host[address]:port: ` before what it logs and keeps.
+  const text = e.response ? oneLine(e.response) : oneLine(e.message);
   return new TransactionError(text, e.responseCode || undefined, connecting || e.code === 'ETLS' || e.code === 'EAUTH', recipients);
 }

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger, type PluginGatewayView, type Reply } from '@mailgate/core';
-import { ConnectionPool, TransactionError, oneLine, type SendResult } from './client.js';
+import { ConnectionPool, TransactionError, oneLine, where as hopName, type SendResult } from './client.js';
 import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
 import { TimeHeap } from './heap.js';
 import type { RelayHooks } from './hooks.js';
@@ -35,8 +35,9 @@ export interface RelayDeps {
 type Outcome =
   /** `dsn`: the next hop took the DSN parameters, so it reports on delivery from now on. */
   | { kind: 'delivered'; host: string; mta: string; response: string; dsn: boolean }
-  | { kind: 'permanent'; error: string; status: string; host?: string }
-  | { kind: 'temporary'; error: string; host?: string };
+  /** `host`: the Remote-MTA name for the DSN; `relay`: `host[address]:port` for the log. */
+  | { kind: 'permanent'; error: string; status: string; host?: string; relay?: string }
+  | { kind: 'temporary'; error: string; host?: string; relay?: string };
 
 export class Relay {
   private readonly options: RelayOptions;
@@ -233,7 +234,9 @@ export class Relay {
     const expired = now - entry.created >= this.options.retry.maxAge;
     entry.nextAttempt = now + this.delay(entry.attempts);
     const delivered: Array<{ recipients: string[]; host: string; response: string }> = [];
-    const deferred: Array<{ recipients: string[]; error: string }> = [];
+    const deferred: Array<{ recipients: string[]; error: string; relay: string | undefined; status: string }> = [];
+    /** Where each recipient's last attempt went (`host[address]:port`, `local`), for the log. */
+    const relayOf = new Map<QueueRecipient, string>();
 
     // Each transaction's result is written as soon as it is known (fewer duplicates after a crash).
     let writes = Promise.resolve();
@@ -247,12 +250,14 @@ export class Relay {
         try {
           const outcomes = await this.deliver(entry, domain, recipients);
           const ok: string[] = [];
-          const later: string[] = [];
+          /** Deferred recipients by error: one log line and one `deferred` event per distinct reason. */
+          const later = new Map<string, { recipients: string[]; relay: string | undefined; status: string }>();
           let host = '';
           let response = '';
-          let laterError = '';
           for (const [r, o] of outcomes) {
             r.attempts++;
+            const relay = o.kind === 'delivered' ? o.host : o.relay ?? o.host;
+            if (relay) relayOf.set(r, relay);
             if (o.kind === 'delivered') {
               r.status = 'delivered';
               r.remoteMta = o.host;
@@ -280,14 +285,19 @@ export class Relay {
                 r.statusCode = '4.4.7';
                 r.lastError = `delivery time expired; last error: ${o.error}`;
               } else {
-                later.push(r.address);
-                laterError = o.error;
+                const group = later.get(o.error) ?? { recipients: [], relay, status: r.statusCode };
+                group.recipients.push(r.address);
+                later.set(o.error, group);
               }
             }
           }
           if (ok.length) delivered.push({ recipients: ok, host, response });
-          if (later.length) deferred.push({ recipients: later, error: laterError });
-          if (ok.length) await persist();
+          for (const [error, group] of later) deferred.push({ error, ...group });
+          if (ok.length) {
+            await persist();
+            // Postfix's `status=sent`: one line per transaction the next hop accepted.
+            this.log.info('relay: sent', { id, to: ok.join(','), relay: host, delay: delaySeconds(entry), status: 'sent', response });
+          }
         } finally {
           this.release(domain);
         }
@@ -300,10 +310,24 @@ export class Relay {
     const silent = new Set(failed.filter((r) => !wantsFailureDsn(entry, r)));
     for (const r of silent) r.notified = true;
     const toBounce = failed.filter((r) => !silent.has(r));
+    // Postfix's `status=bounced (reason)`: one line per failed recipient, before the line about its DSN.
+    for (const r of failed) {
+      this.log.info('relay: bounced', {
+        id,
+        to: r.address,
+        relay: relayOf.get(r) ?? r.remoteMta ?? 'none',
+        delay: delaySeconds(entry),
+        dsn: r.statusCode ?? '5.0.0',
+        status: expired && r.statusCode === '4.4.7' ? 'expired' : 'bounced',
+        reason: r.lastError ?? 'delivery failed',
+      });
+    }
     if (silent.size) this.log.info('relay: no failure DSN (NOTIFY)', { id, recipients: [...silent].map((r) => r.address).join(',') });
     let bounceId: string | undefined;
+    let heldNow = false;
     if (toBounce.length) {
       bounceId = await this.bounce(entry, toBounce, expired ? 'expired' : 'failed');
+      heldNow = !bounceId;
       for (const r of toBounce) {
         if (bounceId) r.notified = true;
         else r.status = 'held';
@@ -339,13 +363,24 @@ export class Relay {
       if (entry.recipients.some((r) => r.status === 'pending')) this.schedule(id, entry.nextAttempt);
       else {
         this.index.delete(id);
-        this.log.error('relay: message held in the queue (undeliverable bounce, no postmaster configured)', { id });
+        // Held now: bounce() said why. Held earlier, the last pending recipients settled now: say it once more.
+        if (!heldNow) this.log.error(`relay: message held in the queue: ${this.heldReason(entry)}`, { id, recipients: entry.recipients.filter((r) => r.status === 'held').map((r) => r.address).join(',') });
       }
     }
 
     for (const d of delivered) await this.emit('delivered', { id, recipients: d.recipients, host: d.host, response: d.response });
     for (const d of deferred) {
-      this.log.info('relay: deferred', { id, recipients: d.recipients.join(','), error: d.error });
+      this.log.info('relay: deferred', {
+        id,
+        to: d.recipients.join(','),
+        relay: d.relay ?? 'none',
+        delay: delaySeconds(entry),
+        dsn: d.status,
+        status: 'deferred',
+        reason: d.error,
+        attempts: entry.attempts,
+        nextAttempt: new Date(entry.nextAttempt).toISOString(),
+      });
       await this.emit('deferred', { id, recipients: d.recipients, error: d.error, nextAttempt: entry.nextAttempt, attempts: entry.attempts });
     }
     if (failed.length) {
@@ -394,7 +429,7 @@ export class Relay {
         last = { kind: 'temporary', error: `mail for ${domain} loops back to myself (${hop.name})` };
         continue;
       }
-      const where = `${hop.name}[${hop.address}]:${hop.port}`;
+      const where = hopName(hop);
       let result: SendResult;
       try {
         result = await this.pool.send(
@@ -411,12 +446,12 @@ export class Relay {
         );
       } catch (error) {
         if (!(error instanceof TransactionError)) {
-          last = { kind: 'temporary', error: `${where}: ${oneLine(String((error as Error)?.message ?? error))}`, host: hop.name };
+          last = { kind: 'temporary', error: `${where}: ${oneLine(String((error as Error)?.message ?? error))}`, host: hop.name, relay: where };
           continue;
         }
         if (error.connecting) {
           // RFC 5321 §5.1: a host that cannot be reached or refuses the session → the next one.
-          last = { kind: 'temporary', error: `${where}: ${error.message}`, host: hop.name };
+          last = { kind: 'temporary', error: `${where}: ${error.message}`, host: hop.name, relay: where };
           continue;
         }
         // The server answered the transaction: that answer is final for this attempt.
@@ -424,9 +459,9 @@ export class Relay {
         const byAddr = new Map(error.recipients.map((f) => [f.address, f] as const));
         for (const rc of recipients) {
           const f = byAddr.get(rc.address);
-          if (f) out.set(rc, f.code >= 500 ? { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name } : { kind: 'temporary', error: f.response, host: hop.name });
-          else if (error.permanent) out.set(rc, { kind: 'permanent', error: error.message, status: enhancedStatus(error.message, 5), host: hop.name });
-          else out.set(rc, { kind: 'temporary', error: error.code ? error.message : `${where}: ${error.message}`, host: hop.name });
+          if (f) out.set(rc, f.code >= 500 ? { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name, relay: where } : { kind: 'temporary', error: f.response, host: hop.name, relay: where });
+          else if (error.permanent) out.set(rc, { kind: 'permanent', error: error.message, status: enhancedStatus(error.message, 5), host: hop.name, relay: where });
+          else out.set(rc, { kind: 'temporary', error: error.code ? error.message : `${where}: ${error.message}`, host: hop.name, relay: where });
         }
         return out;
       }
@@ -435,8 +470,8 @@ export class Relay {
       for (const rc of recipients) {
         const f = rejected.get(rc.address);
         if (!f) out.set(rc, { kind: 'delivered', host: where, mta: hop.name, response: result.response, dsn: result.dsn });
-        else if (f.code >= 500) out.set(rc, { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name });
-        else out.set(rc, { kind: 'temporary', error: f.response, host: hop.name });
+        else if (f.code >= 500) out.set(rc, { kind: 'permanent', error: f.response, status: enhancedStatus(f.response, 5), host: hop.name, relay: where });
+        else out.set(rc, { kind: 'temporary', error: f.response, host: hop.name, relay: where });
       }
       return out;
     }
@@ -493,10 +528,20 @@ export class Relay {
       to = this.options.postmaster;
       kind = 'double-bounce';
     } else {
-      this.log.error('relay: undeliverable notification held in the queue', { id: entry.id, recipients: failed.map((r) => r.address).join(',') });
+      this.log.error(`relay: held in the queue: ${this.heldReason(entry)}`, { id: entry.id, recipients: failed.map((r) => r.address).join(',') });
       return undefined;
     }
     return this.notify(entry, failed, reason, to, kind);
+  }
+
+  /** Why failed recipients of `entry` are held instead of bounced (see bounce()). */
+  private heldReason(entry: QueueEntry): string {
+    const what = entry.kind === 'double-bounce' ? 'a double bounce' : entry.kind === 'bounce' ? 'a delivery status notification' : 'a message from <>';
+    const to = entry.recipients.map((r) => r.address).join(',');
+    const hint = '(`mailgate queue retry ID` sends it again, `delete ID` drops it)';
+    if (entry.kind === 'double-bounce') return `the double bounce to the postmaster (${to}) could not be delivered; nobody is left to notify ${hint}`;
+    if (!this.options.postmaster) return `${what} to ${to} could not be delivered and no postmaster is configured for a double bounce ${hint}`;
+    return `${what} to ${to} could not be delivered ${hint}`;
   }
 
   /** Build and queue a DSN about `recipients` of `entry`, addressed to `to`. */
@@ -547,7 +592,7 @@ export class Relay {
       body,
     );
     const what = reason === 'delayed' ? 'delay warning' : relayed ? '"relayed" DSN' : kind === 'bounce' ? 'bounce' : 'double bounce to postmaster';
-    this.log.info(`relay: ${what} queued`, { id: entry.id, bounce: bounceId, to });
+    this.log.info(`relay: ${what} queued`, { id: entry.id, bounce: bounceId, to, recipients: list.map((r) => r.address).join(',') });
     this.schedule(bounceId, now);
     return bounceId;
   }
@@ -605,6 +650,11 @@ export class Relay {
       await rm(path, { force: true });
     }
   }
+}
+
+/** Seconds since the message arrived, as Postfix's `delay=`. */
+function delaySeconds(entry: QueueEntry): number {
+  return Math.round((Date.now() - entry.created) / 10) / 100;
 }
 
 /** Nothing more to do for this recipient: delivered and reported as asked, or failed and reported. */

@@ -101,7 +101,8 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   try {
     mx = await dns.resolveMx(domain);
   } catch (error) {
-    if (isDnsError(error) && !error.temporary) return { kind: 'permanent', error: `${domain}: ${error.message}`, status: '5.1.2' };
+    // The resolver's text names the domain already (`example.test: no such domain`).
+    if (isDnsError(error) && !error.temporary) return { kind: 'permanent', error: named(domain, error.message), status: '5.1.2' };
     return { kind: 'temporary', error: `MX lookup for ${domain} failed: ${describe(error)}` };
   }
   if (mx.some((r) => r.exchange === '.' || r.exchange === '')) {
@@ -139,6 +140,11 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   if (hops.length) return { kind: 'hops', hops };
   if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };
   return { kind: 'temporary', error: `no reachable address for ${domain}'s mail exchangers: ${describe(lastError)}` };
+}
+
+/** `text`, with `name: ` before it unless it names `name` already. */
+function named(name: string, text: string): string {
+  return text.toLowerCase().includes(name.toLowerCase()) ? text : `${name}: ${text}`;
 }
 
 function describe(error: unknown): string {
