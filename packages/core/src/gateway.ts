@@ -11,7 +11,7 @@ import { createLogger, type Logger } from './log.js';
 import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
 import { ConnectionTable, Listener } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
-import type { EngineContext, EngineIO, EngineOptions, PeerInfo } from './smtp/engine.js';
+import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail } from './smtp/engine.js';
 import { SmtpSession } from './smtp/engine.js';
 import type { Reply } from './smtp/reply.js';
 import { Spool } from './spool/spool.js';
@@ -117,6 +117,11 @@ export class Gateway implements PluginGatewayView {
 
   isLocalDomain(domain: string): boolean {
     return this.localDomains.has(foldDomain(domain));
+  }
+
+  /** The local domains, folded (A-labels, lower case), in the order they were declared. */
+  listLocalDomains(): string[] {
+    return [...this.localDomains];
   }
 
   /**
@@ -300,7 +305,25 @@ export class Gateway implements PluginGatewayView {
       tlsAvailable,
       isLocalDomain: (domain) => this.localDomains.has(foldDomain(domain)),
       transactionDone: (session, tx, reply, ms) => this.logTransaction(session, tx, reply, ms),
+      commandRefused: (session, stage, reply, detail) => this.logRefusal(session, stage, reply, detail),
     };
+  }
+
+  /** One line per refused connect/HELO/MAIL/RCPT, like Postfix's `NOQUEUE: reject: RCPT from …`. */
+  private logRefusal(session: SmtpSession, stage: string, reply: Reply, detail: RefusalDetail): void {
+    if (!this.log.enabled('info')) return;
+    const tx = session.transaction;
+    this.log.info('refused', {
+      session: session.id,
+      stage,
+      client: session.internal ? 'internal' : session.remoteAddress,
+      helo: session.heloName,
+      user: session.user,
+      ...(detail.from !== undefined || tx ? { from: detail.from ?? tx!.senderText } : {}),
+      ...(detail.recipient !== undefined ? { rcpt: detail.recipient } : {}),
+      reply: replyLine(reply),
+      ...(detail.reason ? { reason: detail.reason } : {}),
+    });
   }
 
   /** One log line per transaction with its verdicts (the audit trail). */
@@ -318,7 +341,7 @@ export class Gateway implements PluginGatewayView {
       rcpts: tx.recipients.map((r: Recipient) => (r.claimedBy ? `${r.text} (${r.claimedBy})` : r.text)),
       size: tx.message?.size,
       result: reply.code < 300 ? 'accepted' : reply.code < 500 ? 'tempfailed' : 'rejected',
-      reply: `${reply.code} ${reply.enhanced ?? ''} ${Array.isArray(reply.text) ? reply.text.join(' ') : reply.text}`.replace(/ +/g, ' '),
+      reply: replyLine(reply),
       ms: Math.round(ms),
       audit: tx.audit,
     });
@@ -392,4 +415,9 @@ function foldDomain(domain: string): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A reply as one log field: `550 5.1.1 <a@b>: User unknown`. */
+function replyLine(reply: Reply): string {
+  return `${reply.code} ${reply.enhanced ?? ''} ${Array.isArray(reply.text) ? reply.text.join(' ') : reply.text}`.replace(/ +/g, ' ');
 }

@@ -48,6 +48,18 @@ export interface EngineContext {
   readonly tlsAvailable: boolean;
   /** Called once per finished transaction (accepted or refused after DATA) for the log line. */
   transactionDone(session: SmtpSession, tx: Transaction, reply: Reply, ms: number): void;
+  /**
+   * A client-policy refusal before any data (connect, HELO, MAIL, RCPT): one log line
+   * each, like Postfix's `NOQUEUE: reject:`. `reason` is the verdict's internal reason.
+   */
+  commandRefused?(session: SmtpSession, stage: Stage, reply: Reply, detail: RefusalDetail): void;
+}
+
+/** What a refusal log line names besides the session: the sender, the recipient, the verdict's reason. */
+export interface RefusalDetail {
+  from?: string;
+  recipient?: string;
+  reason?: string;
 }
 
 /** The engine's only view of the connection: write bytes, close, switch to TLS, flow control. */
@@ -194,6 +206,7 @@ export class SmtpSession implements Session {
     if (this.phase === 'closed') return;
     if (verdict && verdict.kind !== 'accept') {
       const reply = verdictToReply(verdict, 'connect');
+      this.ctx.commandRefused?.(this, 'connect', verdict.kind === 'reject' ? reply : { ...reply, code: 421 }, { ...(verdict.reason ? { reason: verdict.reason } : {}) });
       if (verdict.kind === 'reject') {
         // RFC 5321 §3.1: a 554 greeting; the client should QUIT, we close after a short answer.
         this.reply(reply);
@@ -522,7 +535,7 @@ export class SmtpSession implements Session {
       this.transaction = undefined;
       tx.outcome = Object.freeze({ end: 'refused', queued: false });
       await this.ctx.hooks.reset.promise(this, tx);
-      return this.refuse(verdict, 'mail');
+      return this.refuse(verdict, 'mail', { from: tx.senderText });
     }
     this.reply({ code: 250, enhanced: '2.1.0', text: 'Sender OK' });
   }
@@ -589,18 +602,18 @@ export class SmtpSession implements Session {
     if (this.internal && !local) rcpt.data.relayAllowed = true;
     const policy = this.internal ? undefined : await this.decide('rcpt', this.ctx.hooks.rcpt.promise(this, tx, rcpt));
     if (this.transaction !== tx) return;
-    if (policy && policy.kind !== 'accept') return this.refuse(policy, 'rcpt');
+    if (policy && policy.kind !== 'accept') return this.refuse(policy, 'rcpt', { recipient: rcpt.text });
     const claim = await this.decide('claim', this.ctx.hooks.claim.promise(this, tx, rcpt));
     if (this.transaction !== tx) return;
-    if (claim && claim.kind !== 'accept') return this.refuse(claim, 'rcpt');
+    if (claim && claim.kind !== 'accept') return this.refuse(claim, 'rcpt', { recipient: rcpt.text });
     if (!rcpt.claimedBy && !policy) {
       // Nobody said yes: the core's default policy (DESIGN "Who delivers which recipient").
       // `<postmaster>` (no domain) is ours; postmaster@elsewhere is a relay attempt like any other.
-      return this.error(
-        local
-          ? { code: 550, enhanced: '5.1.1', text: `<${rcpt.text}>: Recipient address rejected: User unknown` }
-          : { code: 554, enhanced: '5.7.1', text: `<${rcpt.text}>: Relay access denied` },
-      );
+      const refusal: Reply = local
+        ? { code: 550, enhanced: '5.1.1', text: `<${rcpt.text}>: Recipient address rejected: User unknown` }
+        : { code: 554, enhanced: '5.7.1', text: `<${rcpt.text}>: Relay access denied` };
+      this.ctx.commandRefused?.(this, 'rcpt', refusal, { recipient: rcpt.text, reason: local ? 'no plugin claimed it' : 'not relayable' });
+      return this.error(refusal);
     }
     tx.recipients.push(rcpt);
     const accepted = policy ?? claim;
@@ -979,14 +992,17 @@ export class SmtpSession implements Session {
   }
 
   /** Send the reply for a negative verdict; `disconnect` also closes. */
-  private refuse(verdict: Verdict, stage: Stage): void {
+  private refuse(verdict: Verdict, stage: Stage, detail: RefusalDetail = {}): void {
+    const reply = verdictToReply(verdict, stage);
+    // A failed AUTH is logged where credentials are checked (with the user name), not here.
+    if (stage !== 'auth') this.ctx.commandRefused?.(this, stage, reply, verdict.reason ? { ...detail, reason: verdict.reason } : detail);
     if (verdict.kind === 'disconnect') {
       // Its 421 is the last word: not a second "too many errors" 421 when it also reaches maxErrors.
       this.errorCount++;
-      this.reply(verdictToReply(verdict, stage));
+      this.reply(reply);
       return this.close();
     }
-    this.error(verdictToReply(verdict, stage));
+    this.error(reply);
   }
 
   private reply(reply: Reply): void {

@@ -55,7 +55,7 @@ export function makeGateway(config: GatewayInput = {}, logger: Logger = silentLo
 }
 
 /** A logger that keeps every line (JSON) it is given, for asserting on engine errors. */
-export function recordingLogger(level: 'error' | 'warn' | 'debug' = 'error'): { logger: Logger; lines: string[] } {
+export function recordingLogger(level: 'error' | 'warn' | 'info' | 'debug' = 'error'): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   return { logger: createLogger({ level, format: 'json', write: (line) => void lines.push(line) }), lines };
 }
