@@ -38,6 +38,8 @@ export interface PluginGatewayView {
   /** Declare a domain as delivered locally: unclaimed recipients there get `550 5.1.1`, not `554 5.7.1`. */
   addLocalDomain(domain: string): void;
   isLocalDomain(domain: string): boolean;
+  /** The local domains, folded, in the order plugins declared them (e.g. for a default postmaster@ address). */
+  listLocalDomains(): string[];
   /** Hand a message the gateway made itself (a bounce) to its own plugins; see `Gateway.submit()`. */
   submit(options: SubmitOptions): Promise<SubmitResult>;
 }

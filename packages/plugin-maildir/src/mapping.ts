@@ -37,12 +37,8 @@ export interface MapperOptions {
   mailbox: string | undefined;
   /** Used when `domains` is omitted: the gateway's local domains. */
   isLocalDomain: (domain: string) => boolean;
-  /**
-   * The gateway's hostname: with `domains` omitted, a bare `<postmaster>` goes to
-   * postmaster@ it or its nearest parent domain that is local (when no domain in the
-   * options is).
-   */
-  hostname?: string;
+  /** Used when `domains` is omitted: the gateway's local domains, in the order declared. */
+  listLocalDomains?: () => string[];
   /** Injected for tests: does this directory exist? */
   isDirectory?: (path: string) => Promise<boolean>;
   /** Collect configuration problems here instead of throwing them (schema validation). */
@@ -76,11 +72,7 @@ export class Mapper {
   private readonly separators: string;
   private readonly custom: LocalPartNormalizer | undefined;
   private readonly isDirectory: (path: string) => Promise<boolean>;
-  private postmaster: string | undefined;
-  /** `domains` omitted: the domains the options name (mailboxes, aliases, catch-all), in order: candidates for `<postmaster>`. */
-  private readonly namedDomains: string[] = [];
-  /** `domains` omitted: the first local domain a recipient was served in (last resort for `<postmaster>`). */
-  private servedDomain: string | undefined;
+  private readonly postmaster: string | undefined;
   private readonly rootPrefix: string;
   /** Normalized alias key → the key as written (for error paths). */
   private readonly keyOrigin = new Map<string, string>();
@@ -120,11 +112,6 @@ export class Mapper {
     }
     if (o.postmaster !== undefined) this.postmaster = o.postmaster;
     else if (this.domains) this.postmaster = `postmaster@${[...this.domains][0]!}`;
-    if (!this.anyDomain) {
-      const addresses = [...this.mailboxes.keys(), ...this.aliases.keys(), ...[...this.aliases.values()].flat()];
-      const named = [...addresses.filter((a) => a.includes('@')).map((a) => a.slice(a.lastIndexOf('@') + 1)), ...this.catchAll.keys()];
-      for (const d of named) if (!this.namedDomains.includes(d)) this.namedDomains.push(d);
-    }
     this.findLoops(problems);
     if (m.problems) m.problems.push(...problems);
     else if (problems.length > 0) throw new Error(problems.map((p) => `${p.path.join('.')}: ${p.message}`).join('; '));
@@ -238,26 +225,15 @@ export class Mapper {
 
   /**
    * The address a bare `RCPT TO:<postmaster>` is delivered as: the `postmaster` option,
-   * else postmaster@ the first of `domains`. With `domains` omitted (the gateway's local
-   * domains, which cannot be listed), postmaster@ the first local domain this plugin
-   * knows of, looked up when needed (at listen time, then at each bare `<postmaster>`
-   * until found) and then kept: a domain the options name (mailboxes, aliases, catch-all),
-   * else the gateway's hostname or its nearest local parent domain, else the first local
-   * domain a recipient was served in. Undefined while none is known (and with `"*"`).
+   * else postmaster@ the first of `domains`; with `domains` omitted, postmaster@ the first
+   * of the gateway's local domains (declared by other plugins, e.g. plugin-acl's
+   * `localDomains`, possibly after this plugin's setup: so it is looked up each time).
+   * Undefined with `"*"` or no local domain at all.
    */
   postmasterAddress(): string | undefined {
     if (this.postmaster !== undefined || this.anyDomain || this.domains) return this.postmaster;
-    let found = this.namedDomains.find((d) => this.m.isLocalDomain(d));
-    if (found === undefined && this.m.hostname !== undefined) {
-      const labels = (foldDomain(this.m.hostname) ?? '').split('.');
-      for (let i = 0; i < labels.length - 1 && found === undefined; i++) {
-        const d = labels.slice(i).join('.');
-        if (this.m.isLocalDomain(d)) found = d;
-      }
-    }
-    found ??= this.servedDomain;
-    if (found !== undefined) this.postmaster = `postmaster@${found}`;
-    return this.postmaster;
+    const first = this.m.listLocalDomains?.()[0];
+    return first === undefined ? undefined : `postmaster@${first}`;
   }
 
   /** The domains declared local at setup (`domains` as a list), folded. */
@@ -282,7 +258,6 @@ export class Mapper {
       // Single-mailbox mode: the address names no path at all.
       const d = rawDomain.toLowerCase();
       if (!this.anyDomain && !this.serves(foldDomain(rawDomain) ?? d)) return { kind: 'skip' };
-      if (!this.domains && !this.anyDomain) this.servedDomain ??= foldDomain(rawDomain);
       return { kind: 'deliver', targets: [{ address: `${local}@${d}`, mailbox: this.m.mailbox, dir: this.m.mailbox, quota: this.o.quota }] };
     }
     const domain = foldDomain(rawDomain);
@@ -291,7 +266,6 @@ export class Mapper {
       return { kind: 'skip' };
     }
     if (!this.serves(domain)) return { kind: 'skip' };
-    if (!this.domains && !this.anyDomain) this.servedDomain ??= domain;
     // Check the raw local part too: normalization (case folding) must never be what makes a name safe.
     const rawProblem = rawLocalProblem(local);
     if (rawProblem) return { kind: 'unsafe', reason: rawProblem };

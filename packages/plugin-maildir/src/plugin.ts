@@ -43,20 +43,15 @@ export const maildirPlugin = definePlugin({
   setup({ name, options, tap, gateway, log, configDir, onClose, onListen }) {
     const root = options.root === undefined ? undefined : resolve(configDir, options.root);
     const mailbox = options.mailbox === undefined ? undefined : resolve(configDir, options.mailbox);
-    const mapper = new Mapper({ options, root, mailbox, isLocalDomain: (d) => gateway.isLocalDomain(d), hostname: gateway.hostname });
+    const mapper = new Mapper({ options, root, mailbox, isLocalDomain: (d) => gateway.isLocalDomain(d), listLocalDomains: () => gateway.listLocalDomains() });
     for (const d of mapper.listedDomains) gateway.addLocalDomain(d);
     // With `domains` omitted, the local domains come from other plugins, which may declare
-    // them after our setup: find the domain of a bare <postmaster> once they all have.
+    // them after our setup: say once they all have where a bare <postmaster> goes.
     onListen(() => {
-      if (options.domains !== undefined) return;
+      if (options.domains !== undefined || options.postmaster !== undefined) return;
       const postmaster = mapper.postmasterAddress();
       if (postmaster !== undefined) log.info('a bare RCPT TO:<postmaster> is delivered as', { postmaster });
-      else {
-        log.warn(
-          'no domain known yet for a bare RCPT TO:<postmaster> (RFC 5321 4.5.1): until a recipient of a local domain is served it gets 550; set `postmaster:` (or `domains:`)',
-          { hostname: gateway.hostname },
-        );
-      }
+      else log.warn('no local domain for a bare RCPT TO:<postmaster> (RFC 5321 4.5.1): it gets 550; set `postmaster:` or `domains:`');
     });
     const writer = new MaildirWriter({
       fileMode: options.fileMode,
