@@ -64,8 +64,30 @@ export interface ParseContentOptions {
 }
 
 export const DEFAULT_MAX_BYTES = 512 * 1024;
-/** Header fields kept: a message with more is abuse, and rules loop over this list. */
+/**
+ * Header fields kept: a message with more is abuse, and rules loop over this list. Past
+ * the cap the first field of each name in ESSENTIAL_FIELDS is still kept (at most that
+ * many more): a sender must not make From:, Subject: or Date: vanish, and the MISSING_*
+ * rules fire, by putting a thousand other fields above them.
+ */
 export const MAX_HEADER_FIELDS = 1000;
+const ESSENTIAL_FIELDS = ['from', 'to', 'cc', 'subject', 'date', 'message-id', 'sender', 'reply-to'];
+
+/** Collects header fields up to MAX_HEADER_FIELDS, then only the first of each essential name not yet seen. */
+class HeaderList {
+  readonly fields: HeaderField[] = [];
+  private readonly missing = new Set(ESSENTIAL_FIELDS);
+
+  /** false: nothing more will be kept (the caller may stop) */
+  add(name: string, value: string): boolean {
+    const lower = name.trim().toLowerCase();
+    if (this.fields.length < MAX_HEADER_FIELDS || this.missing.has(lower)) {
+      this.fields.push({ name, value });
+      this.missing.delete(lower);
+    }
+    return this.fields.length < MAX_HEADER_FIELDS || this.missing.size > 0;
+  }
+}
 export const MAX_URLS = 100;
 export const MAX_ATTACHMENTS = 100;
 /** Longer URLs are skipped: no real link needs them and they only cost regex time downstream. */
@@ -135,11 +157,13 @@ function isText(item: { type: string; value: unknown }): item is { type: 'text';
 async function parseWithPostalMime(bytes: Uint8Array, truncated: boolean): Promise<MessageContent> {
   const parser = new ContentParser({ maxNestingDepth: MAX_NESTING_DEPTH, maxRfc822NestingDepth: 3 });
   const email: Email = await parser.parse(bytes);
-  const headers: HeaderField[] = [];
+  const list = new HeaderList();
   for (const header of email.headers) {
-    if (headers.length >= MAX_HEADER_FIELDS) break;
-    headers.push({ name: header.originalKey, value: safeDecodeWords(header.value) });
+    // decoded only when kept
+    if (!list.add(header.originalKey, header.value)) break;
   }
+  const headers = list.fields;
+  for (const header of headers) header.value = safeDecodeWords(header.value);
   const html = rawHtmlParts(parser, email);
   const text = email.text ?? '';
   const attachments: AttachmentInfo[] = [];
@@ -290,17 +314,22 @@ function parseMinimal(bytes: Uint8Array, truncated: boolean): MessageContent {
   const split = /\r?\n\r?\n/.exec(whole);
   const headerBlock = split ? whole.slice(0, split.index) : whole;
   const body = split ? whole.slice(split.index + split[0].length) : '';
-  const headers: HeaderField[] = [];
+  const list = new HeaderList();
+  const headers = list.fields;
+  // the field the continuation lines belong to, if it was kept
+  let last: HeaderField | undefined;
   for (const line of headerBlock.split(/\r?\n/)) {
-    const last = headers[headers.length - 1];
-    if (/^[ \t]/.test(line) && last) {
-      last.value += line;
+    if (/^[ \t]/.test(line)) {
+      if (last) last.value += line;
       continue;
     }
-    if (headers.length >= MAX_HEADER_FIELDS) break;
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    headers.push({ name: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim() });
+    const before = headers.length;
+    if (!list.add(line.slice(0, colon).trim(), line.slice(colon + 1).trim())) {
+      if (headers.length === before) break;
+    }
+    last = headers.length > before ? headers[headers.length - 1] : undefined;
   }
   for (const header of headers) header.value = safeDecodeWords(header.value);
   return {

@@ -170,9 +170,10 @@ class SpamFilter {
 
     const score = totalScore(tests);
     let action = decideAction(score, this.options);
-    // opendmarc's RejectFailures: the domain asked for it, after its pct= sampling; never on temperror.
+    // opendmarc's RejectFailures: the domain asked for it, after its pct= sampling; never on
+    // temperror. A From: that cannot be evaluated (permerror, disposition reject) fails closed.
     const dmarc = auth?.dmarc;
-    const dmarcReject = this.options.dmarc.rejectReject && dmarc?.result === 'fail' && dmarc.disposition === 'reject';
+    const dmarcReject = this.options.dmarc.rejectReject && (dmarc?.result === 'fail' || dmarc?.result === 'permerror') && dmarc.disposition === 'reject';
     if (dmarcReject) action = 'reject';
     // Allowlists that did not answer could have taken points off: our DNS trouble must not
     // refuse the mail for good when only those points stood between it and reject. 451: retry.
@@ -193,6 +194,13 @@ class SpamFilter {
     });
 
     if (dmarcReject) {
+      if (dmarc.result === 'permerror') {
+        return reject('Message rejected: its From: field cannot be evaluated for DMARC', {
+          code: 550,
+          enhanced: '5.7.1',
+          reason: `spam: DMARC permerror (${dmarc.comment ?? 'From: not evaluated'}), score ${formatScore(score)}`.slice(0, 400),
+        });
+      }
       return reject(`Message rejected: the DMARC policy of ${dmarc.domain} says reject`.slice(0, 300), {
         code: 550,
         enhanced: '5.7.1',

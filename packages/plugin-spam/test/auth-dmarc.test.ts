@@ -101,10 +101,14 @@ describe('policy', () => {
     expect(r).toMatchObject({ result: 'fail', domain: 'reject.example', disposition: 'reject' });
   });
 
-  it('a From: without a usable domain is none, and asks nothing', async () => {
+  it('a From: author without a usable domain fails closed (permerror, disposition reject), and asks nothing', async () => {
     const before = dns.server.queries.length;
-    expect(await evaluateDmarc({ headerFrom: ['nobody', 'x@-bad domain-'], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'none' });
+    expect(await evaluateDmarc({ headerFrom: ['nobody', 'x@-bad domain-'], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'permerror', disposition: 'reject' });
     expect(dns.server.queries.length).toBe(before);
+  });
+
+  it('no From: at all is none: no domain is claimed', async () => {
+    expect(await evaluateDmarc({ headerFrom: [], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'none', comment: 'no From: domain' });
   });
 });
 

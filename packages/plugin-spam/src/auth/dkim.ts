@@ -9,6 +9,7 @@
  * mapped to RFC 8601's words here: a body hash mismatch is `fail`, a missing or unusable
  * key `permerror` (RFC 6376 §6.1.2: "no key for signature" is a PERMFAIL).
  */
+import { authorsOf } from './author.js';
 import { dkimVerify, type MailauthDkimResult, type MailauthResolver } from './mailauth.js';
 
 export type DkimResultCode = 'pass' | 'fail' | 'neutral' | 'temperror' | 'permerror' | 'policy' | 'none';
@@ -32,8 +33,10 @@ export interface DkimSignatureResult {
 export interface DkimCheck {
   /** one per verified signature; [{ result: 'none' }] for an unsigned message */
   signatures: DkimSignatureResult[];
-  /** the addresses of the From: field(s), for DMARC */
+  /** the addresses of the From: field(s), for DMARC (read by author.ts, not by mailauth) */
   headerFrom: string[];
+  /** why the From: field(s) could not be fully read (too large, an author without an address): DMARC fails closed */
+  fromProblem?: string | undefined;
   /** DKIM-Signature fields present, and how many were left unverified past the limit */
   total: number;
   skipped: number;
@@ -62,9 +65,14 @@ export const MAX_SIGNATURE_FIELD = 8192;
 export async function verifyDkim(raw: Buffer, options: DkimOptions): Promise<DkimCheck> {
   const max = Math.max(0, options.maxSignatures ?? 5);
   const head = headerBlock(raw);
-  if (head.lines > MAX_HEADER_LINES) {
-    const comment = `header block of ${head.lines} lines not verified (more than ${MAX_HEADER_LINES})`;
-    return { signatures: [{ result: head.signatures.length > 0 ? 'neutral' : 'none', comment }], headerFrom: [], total: head.signatures.length, skipped: head.signatures.length };
+  // The authors are read here, from every From: field however long the header block: a
+  // sender must not be able to hide its From: from DMARC.
+  const authors = authorsOf(raw, head.from);
+  const from = { headerFrom: authors.addresses, ...(authors.problem ? { fromProblem: authors.problem } : {}) };
+  // Neither is handed to mailauth: its header parser is quadratic in lines, its address parser in From: bytes.
+  const refused = head.lines > MAX_HEADER_LINES ? `header block of ${head.lines} lines not verified (more than ${MAX_HEADER_LINES})` : authors.tooLarge ? `not verified: ${authors.problem}` : undefined;
+  if (refused) {
+    return { signatures: [{ result: head.signatures.length > 0 ? 'neutral' : 'none', comment: refused }], ...from, total: head.signatures.length, skipped: head.signatures.length };
   }
   const total = head.signatures.length;
   const skipped = Math.max(0, total - max);
@@ -84,7 +92,7 @@ export async function verifyDkim(raw: Buffer, options: DkimOptions): Promise<Dki
   for (let i = 0; i < unusable; i++) signatures.push({ result: 'neutral', comment: 'signature not usable (syntax, algorithm or canonicalization)' });
   for (let i = 0; i < tooLong.length; i++) signatures.push({ result: 'neutral', comment: `signature field longer than ${MAX_SIGNATURE_FIELD} bytes, not verified` });
   if (signatures.length === 0) signatures.push({ result: 'none', comment: 'message not signed' });
-  return { signatures, headerFrom: output.headerFrom ?? [], total, skipped };
+  return { signatures, ...from, total, skipped };
 }
 
 function mapResult(r: MailauthDkimResult): DkimSignatureResult {
@@ -126,11 +134,14 @@ interface HeaderBlock {
   lines: number;
   /** byte ranges of the DKIM-Signature fields, top first */
   signatures: Array<[number, number]>;
+  /** byte ranges of the From: fields, top first */
+  from: Array<[number, number]>;
 }
 
-/** One linear pass over the header block: its end, its line count, the DKIM-Signature fields. */
+/** One linear pass over the header block: its end, its line count, the DKIM-Signature and From: fields. */
 function headerBlock(raw: Buffer): HeaderBlock {
   const signatures: Array<[number, number]> = [];
+  const from: Array<[number, number]> = [];
   let lines = 0;
   let pos = 0;
   let field: [number, number] | undefined;
@@ -149,21 +160,23 @@ function headerBlock(raw: Buffer): HeaderBlock {
     if (continued) {
       if (field) field[1] = next;
     } else {
-      field = isDkimSignature(raw, pos) ? [pos, next] : undefined;
-      if (field) signatures.push(field);
+      if (isField(raw, pos, NAME)) signatures.push((field = [pos, next]));
+      else if (isField(raw, pos, 'from')) from.push((field = [pos, next]));
+      else field = undefined;
     }
     pos = next;
   }
-  return { end, lines, signatures };
+  return { end, lines, signatures, from };
 }
 
 const NAME = 'dkim-signature';
 
-function isDkimSignature(raw: Buffer, pos: number): boolean {
-  if (raw.length < pos + NAME.length + 1) return false;
-  if (raw.toString('latin1', pos, pos + NAME.length).toLowerCase() !== NAME) return false;
+/** Whether the field at `pos` is named `name` (lower case), as mailauth's header parser reads names. */
+function isField(raw: Buffer, pos: number, name: string): boolean {
+  if (raw.length < pos + name.length + 1) return false;
+  if (raw.toString('latin1', pos, pos + name.length).toLowerCase() !== name) return false;
   // "DKIM-Signature:" or "DKIM-Signature :" (obsolete syntax, RFC 5322 §4.5)
-  let i = pos + NAME.length;
+  let i = pos + name.length;
   while (raw[i] === 0x20 || raw[i] === 0x09) i++;
   return raw[i] === 0x3a;
 }

@@ -19,7 +19,10 @@ export interface DmarcResult {
   domain: string;
   /** on pass/fail: the policy the domain asks for (sp= for a subdomain when the record is the organizational domain's) */
   policy?: DmarcPolicy;
-  /** on fail: what to do after pct= sampling (RFC 7489 §6.6.4: the rest get the next weaker policy) */
+  /**
+   * on fail: what to do after pct= sampling (RFC 7489 §6.6.4: the rest get the next weaker
+   * policy); on permerror for a From: that cannot be evaluated: reject (fail closed)
+   */
   disposition?: DmarcPolicy;
   p?: string;
   sp?: string;
@@ -32,6 +35,8 @@ export interface DmarcResult {
 export interface DmarcInput {
   /** every address of the From: field(s) */
   headerFrom: readonly string[];
+  /** the From: field(s) could not be fully read (author.ts): the result is a permerror, disposition reject */
+  fromProblem?: string | undefined;
   dkim: readonly DkimSignatureResult[];
   /** the envelope's SPF result (MAIL FROM, or the HELO identity for the null sender) */
   spf?: { result: string; domain: string } | undefined;
@@ -40,17 +45,40 @@ export interface DmarcInput {
   random?: () => number;
 }
 
-/** At most this many author domains are looked up: a From: with 50 addresses must not cost 100 lookups. */
-const MAX_DOMAINS = 5;
+/**
+ * At most this many author domains are looked up: a From: with 50 addresses must not cost
+ * 100 lookups. A From: with more is not evaluated at all but fails closed (see below).
+ */
+export const MAX_DOMAINS = 5;
 
 /**
  * The DMARC result of a message. Several author domains (RFC 7489 §6.6.1) are each
  * evaluated and the strictest outcome is kept, so a second address cannot hide a forged one.
+ *
+ * A From: that cannot be fully evaluated fails closed: more distinct author domains than
+ * MAX_DOMAINS, an author whose domain is not a domain name, a From: too large to parse or
+ * one without an address give `permerror` with disposition `reject`. Evaluating only some
+ * of the authors would let a forged one ride along unchecked (the 6th address, an address
+ * hidden in a group), and §6.6.1 lets a receiver reject mail whose authors it cannot
+ * evaluate. A message without any From: field stays `none`: it claims no domain.
  */
 export async function evaluateDmarc(input: DmarcInput): Promise<DmarcResult> {
-  const domains = [...new Set(input.headerFrom.map(domainOf).filter((d): d is string => d !== undefined))];
+  const domains: string[] = [];
+  let problem = input.fromProblem;
+  for (const address of input.headerFrom) {
+    const domain = domainOf(address);
+    if (domain === undefined) problem ??= `From: author without a usable domain ("${address.slice(0, 64)}")`;
+    else if (!domains.includes(domain)) {
+      domains.push(domain);
+      if (domains.length > MAX_DOMAINS) {
+        problem ??= `From: with more than ${MAX_DOMAINS} author domains`;
+        break;
+      }
+    }
+  }
+  if (problem) return { result: 'permerror', domain: domains[0] ?? '', disposition: 'reject', comment: `${problem}: not evaluated, treated as a DMARC failure` };
   if (domains.length === 0) return { result: 'none', domain: '', comment: 'no From: domain' };
-  const results = await Promise.all(domains.slice(0, MAX_DOMAINS).map((domain) => evaluateDomain(domain, input)));
+  const results = await Promise.all(domains.map((domain) => evaluateDomain(domain, input)));
   return results.reduce((worst, r) => (severity(r) > severity(worst) ? r : worst));
 }
 
@@ -127,6 +155,7 @@ function domainOf(address: string): string | undefined {
 }
 
 function severity(r: DmarcResult): number {
+  if (r.result === 'permerror' && r.disposition === 'reject') return 7;
   if (r.result === 'fail') return r.disposition === 'reject' ? 7 : r.disposition === 'quarantine' ? 6 : 5;
   return { temperror: 4, permerror: 3, pass: 2, none: 1 }[r.result];
 }

@@ -10,8 +10,9 @@ import { verifyDkim, type DkimCheck } from './dkim.js';
 import { evaluateDmarc, isAligned, type DmarcResult } from './dmarc.js';
 import { mailauthResolver } from './resolver-adapter.js';
 
+export { MAX_FROM_BYTES } from './author.js';
 export { verifyDkim, MAX_HEADER_LINES, MAX_SIGNATURE_FIELD, type DkimCheck, type DkimSignatureResult, type DkimResultCode } from './dkim.js';
-export { evaluateDmarc, isAligned, organizationalDomain, type DmarcResult, type DmarcPolicy, type DmarcResultCode } from './dmarc.js';
+export { evaluateDmarc, MAX_DOMAINS, isAligned, organizationalDomain, type DmarcResult, type DmarcPolicy, type DmarcResultCode } from './dmarc.js';
 export { authResultsValue, type AuthResultsInput } from './auth-results.js';
 export { mailauthResolver, nodeCode, NodeDnsError } from './resolver-adapter.js';
 
@@ -61,7 +62,7 @@ export async function checkAuth(
   if (settings.dkim.enabled) result.dkim = dkim;
   if (settings.dmarc.enabled) {
     const spf = context.spf ? { result: context.spf.result, domain: context.spf.domain } : undefined;
-    result.dmarc = await evaluateDmarc({ headerFrom: dkim.headerFrom, dkim: dkim.signatures, spf, resolver, ...(context.random ? { random: context.random } : {}) });
+    result.dmarc = await evaluateDmarc({ headerFrom: dkim.headerFrom, fromProblem: dkim.fromProblem, dkim: dkim.signatures, spf, resolver, ...(context.random ? { random: context.random } : {}) });
   }
   return result;
 }
@@ -89,7 +90,9 @@ export function authTests(result: AuthResult, settings: AuthSettings): SpamTest[
   if (dmarc) {
     const scores = settings.dmarc.scores;
     const d = dmarc.domain;
-    if (dmarc.result === 'pass') tests.push({ name: 'DMARC_PASS', score: scores.pass, describe: `DMARC: ${d} passes (aligned ${dmarc.aligned?.dkim ? 'DKIM' : 'SPF'})` });
+    // A From: that could not be evaluated (dmarc.ts) counts as a failure with policy reject.
+    if (dmarc.result === 'permerror' && dmarc.disposition === 'reject') tests.push({ name: 'DMARC_REJECT', score: scores.reject, describe: `DMARC: ${dmarc.comment ?? 'From: not evaluated'}` });
+    else if (dmarc.result === 'pass') tests.push({ name: 'DMARC_PASS', score: scores.pass, describe: `DMARC: ${d} passes (aligned ${dmarc.aligned?.dkim ? 'DKIM' : 'SPF'})` });
     else if (dmarc.result === 'fail') {
       const asked = dmarc.policy !== dmarc.disposition ? ` (p=${dmarc.policy}, pct=${dmarc.pct})` : '';
       if (dmarc.disposition === 'reject') tests.push({ name: 'DMARC_REJECT', score: scores.reject, describe: `DMARC: ${d} fails, its policy is reject` });
