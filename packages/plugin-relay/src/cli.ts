@@ -75,9 +75,17 @@ export const queueCommand: QueueCommand = {
         const ids = await store.scan(false);
         let count = 0;
         let bytes = 0;
+        let corrupt = 0;
         for (const qid of ids) {
-          const entry = await store.read(qid);
-          if (!entry) continue;
+          const loaded = await store.load(qid).catch((error: Error) => ({ corrupt: `cannot read: ${error.message}` }));
+          if (!loaded) continue;
+          if ('corrupt' in loaded) {
+            // The gateway moves it to corrupt/ at its next start; `show` and `delete` still work on it.
+            corrupt++;
+            write(out, `${qid}? ${'?'.padStart(8)} (corrupt envelope: ${loaded.corrupt})`);
+            continue;
+          }
+          const entry = loaded.entry;
           count++;
           bytes += entry.size;
           const held = entry.recipients.every((r) => r.status !== 'pending');
@@ -91,16 +99,20 @@ export const queueCommand: QueueCommand = {
           }
         }
         write(out, count ? `-- ${formatSize(bytes)} in ${count} message${count === 1 ? '' : 's'}` : 'Mail queue is empty');
+        if (corrupt) write(out, `-- ${corrupt} corrupt envelope${corrupt === 1 ? '' : 's'} (moved to ${store.corruptDir} at the gateway's next start)`);
+        const setAside = (await readdir(store.corruptDir).catch(() => [])).filter((n) => n.endsWith('.json')).length;
+        if (setAside) write(out, `-- ${setAside} corrupt envelope${setAside === 1 ? '' : 's'} set aside in ${store.corruptDir}`);
         return 0;
       }
       case 'show': {
         if (!needId()) return 2;
-        const entry = await store.read(id!);
-        if (!entry) {
+        const loaded = await store.load(id!);
+        if (!loaded) {
           write(err, `mailgate queue show: ${id} not found`);
           return 1;
         }
-        write(out, JSON.stringify(entry, null, 2));
+        if ('corrupt' in loaded) write(err, `mailgate queue show: ${id}: corrupt envelope (${loaded.corrupt}), ${store.jsonPath(id!)}`);
+        else write(out, JSON.stringify(loaded.entry, null, 2));
         write(out, '');
         write(out, (await readHeaderSection(store.emlPath(id!)).catch(() => '(message file missing)')).replace(/\r\n/g, '\n'));
         return 0;
@@ -123,8 +135,9 @@ export const queueCommand: QueueCommand = {
         if (sub === 'flush') {
           let n = 0;
           for (const qid of await store.scan(false)) {
-            const entry = await store.read(qid);
-            if (!entry) continue;
+            const loaded = await store.load(qid);
+            if (!loaded || 'corrupt' in loaded) continue;
+            const entry = loaded.entry;
             entry.nextAttempt = Date.now();
             await store.write(entry);
             n++;
@@ -132,15 +145,19 @@ export const queueCommand: QueueCommand = {
           write(out, `flush: ${n} message(s) due at the next start of the gateway`);
           return 0;
         }
-        const entry: QueueEntry | undefined = await store.read(id!);
-        if (!entry) {
+        const loaded = await store.load(id!).catch((error: Error) => ({ corrupt: `cannot read: ${error.message}` }));
+        if (!loaded) {
           write(err, `mailgate queue ${sub}: ${id} not found`);
           return 1;
         }
         if (sub === 'delete') {
           await store.remove(id!);
           write(out, `delete ${id}: ok`);
+        } else if ('corrupt' in loaded) {
+          write(err, `mailgate queue retry: ${id}: corrupt envelope (${loaded.corrupt}), ${store.jsonPath(id!)}`);
+          return 1;
         } else {
+          const entry: QueueEntry = loaded.entry;
           for (const r of entry.recipients) if (r.status === 'held') r.status = 'pending';
           entry.nextAttempt = Date.now();
           await store.write(entry);

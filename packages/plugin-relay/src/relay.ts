@@ -91,19 +91,50 @@ export class Relay {
     await this.store.init();
     const ids = await this.store.scan(true);
     let held = 0;
+    let unreadable = 0;
     for (let i = 0; i < ids.length; i += 64) {
-      const batch = await Promise.all(ids.slice(i, i + 64).map((id) => this.store.read(id).catch(() => undefined)));
-      for (const entry of batch) {
-        if (!entry) continue;
+      const batch = await Promise.all(
+        ids.slice(i, i + 64).map((id) =>
+          this.store.load(id).then(
+            (loaded) => ({ id, loaded }),
+            (error: unknown) => ({ id, error }),
+          ),
+        ),
+      );
+      for (const item of batch) {
+        if ('error' in item) {
+          // Not a damaged file but one we cannot read now (EACCES, EIO): left alone, tried at the next start.
+          unreadable++;
+          this.log.error('relay: cannot read a queue file; left in the queue, not scheduled', { id: item.id, path: this.store.jsonPath(item.id), error: item.error });
+          continue;
+        }
+        if (!item.loaded) continue;
+        if ('corrupt' in item.loaded) {
+          unreadable++;
+          await this.setAside(item.id, item.loaded.corrupt);
+          continue;
+        }
+        const entry = item.loaded.entry;
         // After a crash: finished messages not yet removed, failures not yet bounced, "relayed" DSNs not yet queued.
         if (entry.recipients.some((r) => r.status !== 'held' && !isSettled(r))) this.schedule(entry.id, entry.nextAttempt);
         else if (entry.recipients.every(isSettled)) await this.store.remove(entry.id);
         else held++;
       }
     }
-    if (ids.length) this.log.info('relay queue loaded', { messages: ids.length, scheduled: this.index.size, held });
+    if (ids.length) this.log.info('relay queue loaded', { messages: ids.length, scheduled: this.index.size, held, ...(unreadable ? { unreadable } : {}) });
     this.ctlTimer = setInterval(() => void this.pollControl(), this.options.controlPoll);
     this.ctlTimer.unref();
+  }
+
+  /** A corrupt envelope (not JSON, not an entry): moved with its body to corrupt/, or left in place if that fails. */
+  private async setAside(id: string, reason: string): Promise<void> {
+    const path = this.store.jsonPath(id);
+    try {
+      const to = await this.store.setAside(id);
+      this.log.error(`relay: corrupt queue file moved to ${this.store.corruptDir}; not delivered nor bounced`, { id, path, reason, movedTo: to });
+    } catch (error) {
+      this.log.error('relay: corrupt queue file, left in the queue, not scheduled', { id, path, reason, error });
+    }
   }
 
   async close(timeout = 5_000): Promise<void> {
@@ -213,11 +244,13 @@ export class Relay {
 
   /** One delivery attempt of every pending recipient of a message. */
   private async process(id: string): Promise<void> {
-    const entry = await this.store.read(id);
-    if (!entry) {
+    const loaded = await this.store.load(id);
+    if (!loaded || 'corrupt' in loaded) {
       this.index.delete(id);
+      if (loaded) await this.setAside(id, loaded.corrupt);
       return;
     }
+    const entry = loaded.entry;
     const now = Date.now();
     const pending = entry.recipients.filter((r) => r.status === 'pending');
     const groups = new Map<string, QueueRecipient[]>();
@@ -616,8 +649,10 @@ export class Relay {
       this.retryAfter.add(id);
       return true;
     }
-    const entry = await this.store.read(id);
-    if (!entry) return false;
+    const loaded = await this.store.load(id);
+    if (!loaded) return false;
+    if ('corrupt' in loaded) throw new Error(`corrupt envelope (${loaded.corrupt})`);
+    const entry = loaded.entry;
     for (const r of entry.recipients) if (r.status === 'held') r.status = 'pending';
     entry.nextAttempt = Date.now();
     await this.store.write(entry);

@@ -12,6 +12,11 @@
  * The .json format only ever gains optional fields: an entry written by an older
  * version (without `dsn`, `notify`, `orcpt`) reads as one that asked for nothing
  * special, and an older version reading a newer entry ignores what it does not know.
+ *
+ * An envelope that is not an entry (not JSON, truncated, `{}`, a recipient missing its
+ * state; disk damage or a hand edit, since writes are atomic) is corrupt: load() says
+ * why, and the relay moves it with its body to `<queueDir>/corrupt/` (as Postfix does)
+ * for the administrator to look at, instead of working on it or deleting it.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -83,10 +88,45 @@ export function isQueueId(id: string): boolean {
   return ID_RE.test(id);
 }
 
+const STATUSES: readonly string[] = ['pending', 'delivered', 'failed', 'held'] satisfies RecipientStatus[];
+const BODY_TYPES: readonly string[] = ['7BIT', '8BITMIME', 'BINARYMIME'] satisfies QueueEntry['bodyType'][];
+const KINDS: readonly string[] = ['message', 'bounce', 'double-bounce'] satisfies QueueEntry['kind'][];
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * Why `value`, the parsed content of `<id>.json`, is not a QueueEntry the relay can work
+ * on (its required fields, of the right types, and its own id); undefined if it is one.
+ * Optional fields are not checked: the code reading them copes with their absence.
+ */
+export function entryProblem(value: unknown, id: string): string | undefined {
+  if (!isRecord(value)) return `not an object (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
+  if (value.version !== 1) return `unknown version ${JSON.stringify(value.version) ?? 'undefined'}`;
+  if (value.id !== id) return `its id ${JSON.stringify(value.id) ?? 'undefined'} is not the file's`;
+  if (typeof value.sender !== 'string') return 'no sender';
+  for (const key of ['created', 'nextAttempt', 'attempts', 'size'] as const) if (!isCount(value[key])) return `no ${key}`;
+  if (!BODY_TYPES.includes(value.bodyType as string)) return 'no bodyType';
+  if (typeof value.smtputf8 !== 'boolean') return 'no smtputf8';
+  if (!KINDS.includes(value.kind as string)) return 'no kind';
+  if (!Array.isArray(value.recipients) || value.recipients.length === 0) return 'no recipients';
+  for (const [i, r] of value.recipients.entries()) {
+    if (!isRecord(r) || typeof r.address !== 'string' || typeof r.domain !== 'string' || !STATUSES.includes(r.status as string) || !isCount(r.attempts)) {
+      return `recipient ${i} is not a recipient`;
+    }
+  }
+  return undefined;
+}
+
+/** What load() found: the entry, or why the envelope is corrupt. */
+export type Loaded = { entry: QueueEntry } | { corrupt: string };
+
 export class QueueStore {
   readonly msgDir: string;
   readonly tmpDir: string;
   readonly ctlDir: string;
+  /** Where corrupt envelopes are moved with their bodies (created when first needed). */
+  readonly corruptDir: string;
   /** Ids and tmp files being written by this process right now: the startup scan must not clean them up. */
   private readonly writing = new Set<string>();
 
@@ -94,6 +134,7 @@ export class QueueStore {
     this.msgDir = join(root, 'msg');
     this.tmpDir = join(root, 'tmp');
     this.ctlDir = join(root, 'ctl');
+    this.corruptDir = join(root, 'corrupt');
   }
 
   async init(): Promise<void> {
@@ -175,6 +216,41 @@ export class QueueStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  /**
+   * The entry checked (entryProblem), `{ corrupt }` if the envelope is not JSON or not an
+   * entry, undefined if the message is gone. Errors reading the file (EACCES, EIO) are thrown.
+   */
+  async load(id: string): Promise<Loaded | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.jsonPath(id), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return { corrupt: text.length ? `not JSON (${(error as Error).message})` : 'empty file' };
+    }
+    const problem = entryProblem(value, id);
+    return problem === undefined ? { entry: value as QueueEntry } : { corrupt: problem };
+  }
+
+  /** Move a message's envelope and body (if any) to corrupt/, envelope first; the envelope's new path. */
+  async setAside(id: string): Promise<string> {
+    await mkdir(this.corruptDir, { recursive: true });
+    const json = join(this.corruptDir, `${id}.json`);
+    await rename(this.jsonPath(id), json);
+    await rename(this.emlPath(id), join(this.corruptDir, `${id}.eml`)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await fsyncDir(this.corruptDir);
+    await fsyncDir(this.msgDir);
+    return json;
   }
 
   async exists(id: string): Promise<boolean> {
