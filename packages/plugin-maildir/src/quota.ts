@@ -38,7 +38,12 @@ export function fits(usage: Usage, limit: QuotaLimit, add: Usage): boolean {
   return true;
 }
 
-/** Parse a maildirsize text: its definition line and the summed deltas. */
+/**
+ * Parse a maildirsize text: its definition line and the summed deltas. Undefined (the
+ * caller rebuilds the file) for a malformed line, and for a number or running sum that
+ * is not a safe integer: past 2^53 Number() rounds, 309 digits give Infinity and
+ * Infinity - Infinity NaN, and a NaN usage is never over any limit.
+ */
 export function parseMaildirsize(text: string): { definition: string; usage: Usage } | undefined {
   const lines = text.split('\n');
   const definition = (lines[0] ?? '').trim();
@@ -49,8 +54,14 @@ export function parseMaildirsize(text: string): { definition: string; usage: Usa
     if (!line) continue;
     const m = /^(-?\d+)\s+(-?\d+)$/.exec(line);
     if (!m) return undefined;
-    bytes += Number(m[1]);
-    messages += Number(m[2]);
+    const b = Number(m[1]);
+    const c = Number(m[2]);
+    // Each addend exact, and each sum too: two safe integers add to less than 2^54, so an
+    // inexact sum is rounded to 2^53 or beyond, which isSafeInteger refuses.
+    if (!Number.isSafeInteger(b) || !Number.isSafeInteger(c)) return undefined;
+    bytes += b;
+    messages += c;
+    if (!Number.isSafeInteger(bytes) || !Number.isSafeInteger(messages)) return undefined;
   }
   return { definition, usage: { bytes, messages } };
 }
