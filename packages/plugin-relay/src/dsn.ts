@@ -77,8 +77,66 @@ export async function readHeaderSection(path: string): Promise<string> {
   }
 }
 
+/** RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6: octets in a line, CRLF excluded. */
+const MAX_LINE = 998;
+/** RFC 2046 §5.1.1: characters in a boundary. */
+const MAX_BOUNDARY = 70;
+
+/**
+ * The multipart boundary: the DSN's id and 12 random hex digits (unique enough on their
+ * own), then the host name, as far as it fits in 70 characters and in the boundary
+ * alphabet (RFC 2046 §5.1.1; a host name never ends in a space).
+ */
+function makeBoundary(bounceId: string, hostname: string): string {
+  return `${bounceId}/${randomBytes(6).toString('hex')}/${hostname.replace(/[^0-9A-Za-z'()+_,./:=?-]/g, '')}`.slice(0, MAX_BOUNDARY);
+}
+
+/**
+ * One line of the report as lines of at most 998 octets (in UTF-8): folded (RFC 5322
+ * §2.2.3, which the delivery-status fields follow, RFC 3464 §2.1) before the last
+ * space or tab that keeps the piece within the limit. A run of more than 998 octets
+ * without one (a long token in a next hop's reply) is broken between characters, with
+ * a space starting the continuation, which unfolding leaves in the text; a run of blanks
+ * that long becomes one space (none at the end of the line).
+ */
+export function foldLine(line: string): string {
+  if (Buffer.byteLength(line) <= MAX_LINE) return line;
+  const pieces: string[] = [];
+  let rest = line;
+  while (Buffer.byteLength(rest) > MAX_LINE) {
+    // `cut`: UTF-16 length of the longest prefix of whole characters within the limit
+    let cut = 0;
+    let octets = 0;
+    for (const ch of rest) {
+      const n = Buffer.byteLength(ch);
+      if (octets + n > MAX_LINE) break;
+      octets += n;
+      cut += ch.length;
+    }
+    const first = rest.search(/[^ \t]/);
+    if (first < 0 || first >= cut) {
+      // a continuation that would be blanks only (RFC 5322 forbids it): its leading blanks as
+      // one space, or none at the end of the line
+      rest = first < 0 ? '' : ` ${rest.slice(first)}`;
+      continue;
+    }
+    // fold before the last blank at index ≤ cut that leaves something other than blanks on this line
+    let at = cut;
+    while (at > first && rest[at] !== ' ' && rest[at] !== '\t') at--;
+    if (at > first) {
+      pieces.push(rest.slice(0, at));
+      rest = rest.slice(at);
+    } else {
+      pieces.push(rest.slice(0, cut));
+      rest = ` ${rest.slice(cut)}`;
+    }
+  }
+  if (rest) pieces.push(rest);
+  return pieces.join('\r\n');
+}
+
 export async function buildDsn(input: DsnInput): Promise<Buffer> {
-  const boundary = `${input.bounceId}/${input.hostname}/${randomBytes(6).toString('hex')}`;
+  const boundary = makeBoundary(input.bounceId, input.hostname);
   const delayed = input.reason === 'delayed';
   const relayed = input.reason === 'relayed';
   // RFC 3461 §4.3: RET applies to failures; other reports return the headers only.
@@ -155,7 +213,7 @@ export async function buildDsn(input: DsnInput): Promise<Buffer> {
   // only the low byte of each character, and U+010A would become a LF. The original message
   // was read as latin1 and goes back byte for byte.
   return Buffer.concat([
-    Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'),
+    Buffer.from(`${lines.map(foldLine).join('\r\n')}\r\n`, 'utf8'),
     Buffer.from(whole ?? headers, 'latin1'),
     Buffer.from(`\r\n\r\n--${boundary}--\r\n`, 'utf8'),
   ]);
