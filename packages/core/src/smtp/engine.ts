@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, type TransactionOutcome } from '../session.js';
 import type { BodySink, Spool } from '../spool/spool.js';
 import { isVerdict, verdictToReply, type Stage, type Verdict } from '../verdict.js';
+import { HeaderSizeCheck, MAX_HEADER_SECTION } from './header-size.js';
 import { parseMailFrom, parseRcptTo, type Params } from './address.js';
 import { recipientDsn, transactionDsn, type RecipientDsn } from './dsn.js';
 import { parseCommandLine } from './command-line.js';
@@ -144,6 +145,7 @@ export class SmtpSession implements Session {
   private sink: BodySink | undefined;
   private bodySize = 0;
   private bodyTooBig = false;
+  private headerSize: HeaderSizeCheck | undefined;
   private bodyDeadline = 0;
   private nextCollect = 0;
   private bdatRemaining = 0;
@@ -750,6 +752,7 @@ export class SmtpSession implements Session {
     this.sink = this.ctx.spool.open();
     this.bodySize = 0;
     this.bodyTooBig = false;
+    this.headerSize = new HeaderSizeCheck();
     this.bodyDeadline = Date.now() + this.ctx.options.dataTimeout;
     this.nextCollect = GC_HINT_INTERVAL;
   }
@@ -778,6 +781,7 @@ export class SmtpSession implements Session {
       }
       return;
     }
+    this.headerSize?.push(chunk);
     const sink = this.sink;
     if (sink && !sink.write(chunk)) {
       this.io.pause();
@@ -808,6 +812,9 @@ export class SmtpSession implements Session {
     let disconnect = false;
     if (this.bodyTooBig) {
       reply = TOO_BIG;
+    } else if (this.headerSize?.tooBig) {
+      await this.abortBody();
+      reply = { code: 552, enhanced: '5.6.0', text: `Message header section too large (at most ${MAX_HEADER_SECTION} bytes before the empty line)` };
     } else if (violation) {
       await this.abortBody();
       reply = {

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { MAX_HEADER_SECTION } from '../smtp/header-size.js';
 import type { Header } from '../smtp/headers.js';
 import { findHeaderEnd, formatHeader, parseHeaderBlock } from '../smtp/headers.js';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
@@ -9,8 +10,8 @@ export type MessageBody =
   | { kind: 'memory'; chunks: Buffer[] }
   | { kind: 'file'; path: string };
 
-/** How many bytes of the body head are read to parse headers lazily. */
-const HEADER_SCAN_LIMIT = 256 * 1024;
+/** How many bytes of the body head are read to parse headers lazily: the whole header section, which the engine bounds. */
+const HEADER_SCAN_LIMIT = MAX_HEADER_SECTION;
 
 /**
  * A received message: the spooled body plus headers prepended by the gateway

@@ -48,3 +48,25 @@ describe('recipients over maxRecipients', () => {
     expect(s.closed).toBe(false);
   });
 });
+
+describe('the size of the header section', () => {
+  it('header fields past the part plugins parse are refused with 552 5.6.0, and nothing is stored', async () => {
+    const { gw, stored } = await storeGateway();
+    const s = await ready(gw);
+    await s.send(envelope('a@b.test', 'u@example.test'));
+    const filler = `X-Filler: ${'x'.repeat(70)}\r\n`.repeat(Math.ceil((256 * 1024) / 82) + 10);
+    const out = await s.send(`${filler}Authentication-Results: mx.test; dmarc=pass\r\n\r\nbody\r\n.\r\n`);
+    expect(out).toBe('552 5.6.0 Message header section too large (at most 262144 bytes before the empty line)\r\n');
+    expect(stored).toEqual([]);
+    expect(s.closed).toBe(false);
+  });
+
+  it('a big header section within the limit and a big body are taken', async () => {
+    const { gw, stored } = await storeGateway({ limits: { maxMessageSize: '5MB' } });
+    const s = await ready(gw);
+    await s.send(envelope('a@b.test', 'u@example.test'));
+    const head = `X-Filler: ${'x'.repeat(70)}\r\n`.repeat(3000); // about 246 KB
+    expect(await s.send(`${head}\r\n${'body line\r\n'.repeat(200_000)}.\r\n`)).toMatch(QUEUED);
+    expect(stored).toHaveLength(1);
+  });
+});
