@@ -2,14 +2,36 @@
  * Options of @mailgate/plugin-relay (`with:` in YAML). Durations accept "200ms",
  * "5m", "1h30m"; every default is a safe production value.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { durationSchema } from '@mailgate/core';
 
 const tlsMode = z.enum(['opportunistic', 'required', 'none']);
 
-const hostPort = z.string().min(1).regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, {
-  error: 'must be "host" or "host:port" ("[ipv6]:port" for IPv6)',
-});
+const HOST_PORT = /^(?:\[([^\]]*)\]|[^\s:[\]]+)(?::(\d+))?$/;
+
+/**
+ * "host", "host:port", "[address]" or "[address]:port": the port 1-65535 (0 would make
+ * the SMTP client fall back to its own default, past 65535 every attempt fails until the
+ * message expires), a bracketed host an IPv6 or IPv4 address (not resolved as a name).
+ */
+const hostPort = z
+  .string()
+  .min(1)
+  .superRefine((text, ctx) => {
+    const m = HOST_PORT.exec(text);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `must be "host" or "host:port" ("[ipv6]:port" for IPv6), got ${JSON.stringify(text)}` });
+      return;
+    }
+    const [, literal, port] = m;
+    if (literal !== undefined && isIP(literal) === 0) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(`[${literal}]`)} is not an IP address (brackets hold an IPv6 or IPv4 address)` });
+    }
+    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: `port ${port} is out of range (1-65535)` });
+    }
+  });
 
 /** A next hop that is not found via MX: a smarthost for all mail, or the route of one domain. */
 export const destinationSchema = z.strictObject({
