@@ -196,6 +196,10 @@ export class Gateway implements PluginGatewayView {
       await Promise.all(this.listeners.map((l) => l.stopAccepting()));
       throw error;
     }
+    if (!this.config.hostname.includes('.') && !this.config.hostname.startsWith('[')) {
+      // Postfix warns about the same: the name goes into the greeting, EHLO to next hops and Received:.
+      this.log.warn('hostname is not a fully qualified domain name; set hostname: (receiving servers check the HELO name)', { hostname: this.config.hostname });
+    }
     for (const { plugin, fn } of this.starters) {
       try {
         await fn();

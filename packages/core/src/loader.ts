@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfigFile, parseConfig, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
 import { formatPath } from './config/issues.js';
+import { didYouMean } from './config/messages.js';
 import type { DnsResolver } from './dns/index.js';
 import { Gateway, markResolved } from './gateway.js';
 import { errorMessage } from './hooks.js';
@@ -77,6 +78,9 @@ async function buildGateway(config: Gateway['config'], source: ConfigSource, opt
   return gateway;
 }
 
+/** The plugins published with the core: what a misspelt `use:` most likely meant. */
+const OFFICIAL_PLUGINS = ['@mailgate/plugin-acl', '@mailgate/plugin-spam', '@mailgate/plugin-relay', '@mailgate/plugin-maildir'];
+
 /** Resolve `use:`: a built-in name, a path relative to the config file, or a package name. */
 export async function importPlugin(use: string, dir: string): Promise<PluginDefinition> {
   const builtin = builtinPlugins.get(use);
@@ -96,7 +100,9 @@ export async function importPlugin(use: string, dir: string): Promise<PluginDefi
       try {
         url = import.meta.resolve(use);
       } catch {
-        throw new Error(`cannot find plugin "${use}": not a built-in (${[...builtinPlugins.keys()].join(', ')}), and no such package is installed (npm install ${use})`);
+        const scoped = `@mailgate/${use}`;
+        const hint = OFFICIAL_PLUGINS.includes(scoped) ? ` (did you mean "${scoped}"?)` : didYouMean(use, [...builtinPlugins.keys(), ...OFFICIAL_PLUGINS]);
+        throw new Error(`cannot find plugin "${use}"${hint}: not a built-in (${[...builtinPlugins.keys()].join(', ')}), and no such package is installed (npm install ${use})`);
       }
     }
   }

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGateway, definePlugin, silentLogger } from '@mailgate/core';
+import { createGateway, createLogger, definePlugin, silentLogger } from '@mailgate/core';
 import { describe, expect, it } from 'vitest';
 
 function lifecyclePlugin(events: string[]) {
@@ -54,5 +54,15 @@ describe('plugin lifecycle', () => {
     expect(() => gw.hooks.rcpt.tap('late', () => undefined)).toThrow(/after the gateway started listening/);
     await expect(gw.use(lifecyclePlugin([]))).rejects.toThrow(/after the gateway started listening/);
     await gw.close();
+  });
+
+  it('warns at listen when the hostname is not fully qualified (it goes into the greeting and Received:)', async () => {
+    for (const [hostname, warned] of [['vm', true], ['mx.example.test', false]] as const) {
+      const lines: string[] = [];
+      const gw = createGateway({ ...config(), hostname }, { logger: createLogger({ level: 'warn', write: (l) => void lines.push(l) }) });
+      await gw.listen();
+      await gw.close();
+      expect(lines.some((l) => l.includes('hostname is not a fully qualified domain name')), hostname).toBe(warned);
+    }
   });
 });

@@ -17,4 +17,13 @@ describe('plugin loading from YAML', () => {
     const error = await gatewayFromYaml('plugins:\n  - use: no-such-mailgate-plugin\n', { file: 'gw.yaml', logger: silentLogger }).catch((e: unknown) => e);
     expect((error as ConfigError).message).toMatch(/gw\.yaml:2:\d+: plugins\[0\]\.use: cannot find plugin "no-such-mailgate-plugin": not a built-in \(discard\)/);
   });
+
+  it('suggests the published plugin a misspelt or unscoped name meant', async () => {
+    const yaml = 'plugins:\n  - use: "@mailgate/plugin-relya"\n  - use: plugin-acl\n  - use: discrad\n';
+    const error = await gatewayFromYaml(yaml, { file: 'gw.yaml', logger: silentLogger }).catch((e: unknown) => e);
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/plugins\[0\]\.use: cannot find plugin "@mailgate\/plugin-relya" \(did you mean "@mailgate\/plugin-relay"\?\)/);
+    expect(message).toMatch(/plugins\[1\]\.use: cannot find plugin "plugin-acl" \(did you mean "@mailgate\/plugin-acl"\?\)/);
+    expect(message).toMatch(/plugins\[2\]\.use: cannot find plugin "discrad" \(did you mean "discard"\?\)/);
+  });
 });
