@@ -5,7 +5,7 @@
  */
 import type { Answer } from 'dns-packet';
 import { DnsError } from './errors.js';
-import { sameName } from './names.js';
+import { normalizeName, sameName } from './names.js';
 import type { DnsResponse, QueryType, Question } from './transport.js';
 
 export interface MxRecord {
@@ -83,6 +83,23 @@ function isIn(a: Answer): boolean {
   return !('class' in a) || a.class === undefined || a.class === 'IN';
 }
 
+/**
+ * A CNAME's target as the name the resolver will ask for next, checked like a caller's
+ * name (normalizeName): the root, an empty or over-long label, non-ASCII (raw octets
+ * decode to U+FFFD, three octets each when encoded again) cannot be sent as a query, so
+ * such a response makes no sense and fails the lookup as BADRESP (temporary).
+ */
+function cnameTarget(data: string, owner: string, q: Question): string {
+  try {
+    return normalizeName(data);
+  } catch (error) {
+    throw new DnsError('BADRESP', `CNAME at ${owner} for ${q.name} ${q.type} points to an invalid name ${JSON.stringify(data)}`, {
+      hostname: q.name,
+      cause: error,
+    });
+  }
+}
+
 export function interpret(q: Question, res: DnsResponse): WireResult {
   const answers = res.answers.filter(isIn);
   const chain: string[] = [];
@@ -99,7 +116,7 @@ export function interpret(q: Question, res: DnsResponse): WireResult {
     if (q.type === 'CNAME') break; // asked for the CNAME itself: nothing to follow
     const cname = answers.find((a) => a.type === 'CNAME' && sameName(a.name, current));
     if (!cname || cname.type !== 'CNAME') break;
-    const target = cname.data.toLowerCase().replace(/\.$/, '');
+    const target = cnameTarget(cname.data, current, q);
     if (seen.has(target) || chain.length >= MAX_CNAME_HOPS) {
       throw new DnsError('CNAMELOOP', `CNAME ${seen.has(target) ? 'loop' : 'chain too long'} at ${current} for ${q.name} ${q.type}`, {
         hostname: q.name,
