@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HeaderSizeCheck, MAX_HEADER_SECTION } from '../../src/smtp/header-size.js';
+import { splitAt } from './helpers.js';
 
 function check(chunks: Buffer[], limit?: number): HeaderSizeCheck {
   const c = new HeaderSizeCheck(limit);
@@ -8,25 +9,12 @@ function check(chunks: Buffer[], limit?: number): HeaderSizeCheck {
   return c;
 }
 
-/** `bytes` cut at the given offsets. */
-function cut(bytes: Buffer, offsets: number[]): Buffer[] {
-  const at = [...new Set(offsets.map((o) => o % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const o of at) {
-    out.push(bytes.subarray(from, o));
-    from = o;
-  }
-  out.push(bytes.subarray(from));
-  return out;
-}
-
 describe('HeaderSizeCheck', () => {
   it('the end of the header section is found however the chunks cut the empty line', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 60 }), fc.array(fc.nat(), { maxLength: 6 }), (fields, offsets) => {
+      fc.property(fc.integer({ min: 0, max: 60 }), fc.array(fc.nat({ max: 600 }), { maxLength: 6 }), (fields, offsets) => {
         const head = Buffer.from(`${'X-F: v\r\n'.repeat(fields)}\r\nbody\r\n`);
-        expect(check(cut(head, offsets), 64).state).toBe(fields * 8 + 2 <= 64 ? 'ended' : 'too-big');
+        expect(check(splitAt(head, offsets), 64).state).toBe(fields * 8 + 2 <= 64 ? 'ended' : 'too-big');
       }),
     );
   });
