@@ -23,14 +23,16 @@ export class HeaderSizeCheck {
   push(chunk: Buffer): void {
     if (this.state !== 'open' || chunk.length === 0) return;
     const window = chunk.subarray(0, Math.max(0, this.limit - this.seen));
-    const joined = Buffer.concat([this.tail, window]);
-    if (joined.indexOf(BLANK_LINE) >= 0) {
+    // The empty line may straddle the previous chunk and this one: look at the seam, then
+    // at this chunk alone (no copy of the chunk: this runs for every message).
+    const seam = Buffer.concat([this.tail, window.subarray(0, 3)]);
+    if (seam.indexOf(BLANK_LINE) >= 0 || window.indexOf(BLANK_LINE) >= 0) {
       this.state = 'ended';
       return;
     }
     this.seen += chunk.length;
     if (this.seen >= this.limit) this.state = 'too-big';
-    else this.tail = joined.subarray(Math.max(0, joined.length - 3));
+    else this.tail = (window.length >= 3 ? window : seam).subarray(-3);
   }
 
   /** At the end of the body: a message without an empty line is all header, and may not be longer than the limit either. */
