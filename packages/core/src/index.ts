@@ -47,6 +47,18 @@ export {
   type RecipientDsn,
   type OriginalRecipient,
 } from './smtp/dsn.js';
+export {
+  buildDeliveryReport,
+  readHeaderSection,
+  readWholeMessage,
+  originalRecipientField,
+  foldLine,
+  FULL_RETURN_LIMIT,
+  type DeliveryReportInput,
+  type DeliveryReportReason,
+  type ReportedRecipient,
+  type ReportedMessage,
+} from './delivery-report.js';
 export { parseHeaderBlock, formatHeader, findHeaderEnd, type Header } from './smtp/headers.js';
 export { DataDecoder, BareLineEndingScanner, type BareLineEndingPolicy } from './smtp/data-decoder.js';
 export { rfc5322Date } from './smtp/received-header.js';

@@ -7,9 +7,8 @@
  */
 import { readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatSize, type PluginCommand } from '@mailgate/core';
+import { formatSize, readHeaderSection, type PluginCommand } from '@mailgate/core';
 import type { z } from 'zod';
-import { readHeaderSection } from './dsn.js';
 import type { relayOptionsSchema } from './options.js';
 import { isQueueId, QueueStore, type QueueEntry } from './store.js';
 

@@ -7,9 +7,9 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger, type PluginGatewayView, type Reply } from '@mailgate/core';
+import { buildDeliveryReport, formatOrcpt, MAX_ORCPT_LENGTH, type DnsResolver, type Logger, type PluginGatewayView, type ReportedRecipient, type Reply } from '@mailgate/core';
 import { ConnectionPool, TransactionError, oneLine, where as hopName, type SendResult } from './client.js';
-import { buildDsn, enhancedStatus, type FailedRecipient } from './dsn.js';
+import { enhancedStatus } from './dsn.js';
 import { TimeHeap } from './heap.js';
 import type { RelayHooks } from './hooks.js';
 import type { RelayOptions } from './options.js';
@@ -582,7 +582,7 @@ export class Relay {
     const bounceId = newQueueId();
     const retryUntil = new Date(entry.created + this.options.retry.maxAge);
     const relayed = reason === 'relayed';
-    const recipients: FailedRecipient[] = list.map((r) => ({
+    const recipients: ReportedRecipient[] = list.map((r) => ({
       address: r.address,
       status: relayed ? '2.0.0' : (r.statusCode ?? (reason === 'delayed' ? '4.0.0' : '5.0.0')),
       diagnostic: relayed ? (r.response ?? '250 relayed') : (r.lastError ?? (reason === 'delayed' ? 'delivery delayed' : 'delivery failed')),
@@ -592,17 +592,17 @@ export class Relay {
     }));
     // ENVID and RET are the sender's: used in what goes back to the sender, not in a postmaster copy.
     const toSender = kind === 'bounce';
-    const body = await buildDsn({
+    const body = await buildDeliveryReport({
       hostname: this.hostname,
       queueId: entry.id,
-      bounceId,
+      reportId: bounceId,
       to,
       originalSender: entry.sender,
       arrival: new Date(entry.created),
       recipients,
       reason,
       doubleBounce: kind === 'double-bounce',
-      emlPath: this.store.emlPath(entry.id),
+      original: this.store.emlPath(entry.id),
       ...(toSender && entry.dsn?.envid !== undefined ? { envid: entry.dsn.envid } : {}),
       ...(toSender && entry.dsn?.ret ? { ret: entry.dsn.ret } : {}),
     });

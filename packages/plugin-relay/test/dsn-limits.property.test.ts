@@ -1,6 +1,6 @@
 /**
- * Size limits of the DSN (found by property testing; kept out of dsn.property.test.ts
- * because they fail on the current source):
+ * Size limits of the DSN (found by property testing): the core's buildDeliveryReport
+ * fed next hops' replies as the relay's SMTP client keeps them (oneLine):
  *
  * - RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: a line is at most 998 octets before CRLF.
  *   A next hop's reply reaches the report through the SMTP client's oneLine() (at most
@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildDeliveryReport } from '@mailgate/core';
 import { oneLine } from '../src/client.js';
-import { buildDsn } from '../src/dsn.js';
 import { newQueueId } from '../src/store.js';
 import { useScratchDir } from './scratch.js';
 
@@ -26,17 +26,17 @@ beforeAll(async () => {
 });
 
 const dsn = (hostname: string, diagnostic: string) =>
-  buildDsn({
+  buildDeliveryReport({
     hostname,
     queueId: newQueueId(),
-    bounceId: newQueueId(),
+    reportId: newQueueId(),
     to: 'sender@example.test',
     originalSender: 'sender@example.test',
     arrival: new Date(),
     recipients: [{ address: 'rcpt@dest.test', status: '5.7.1', diagnostic }],
     reason: 'failed',
     doubleBounce: false,
-    emlPath: join(scratch.dir, 'm.eml'),
+    original: join(scratch.dir, 'm.eml'),
   });
 
 describe('DSN size limits', () => {

@@ -12,8 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseMailFrom, parseRcptTo } from '@mailgate/core';
-import { buildDsn, type DsnInput } from '../src/dsn.js';
+import { buildDeliveryReport, parseMailFrom, parseRcptTo, type DeliveryReportInput } from '../../src/index.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -26,15 +25,15 @@ const UTF8_RECIPIENT = 'j\u00f6rg@dest.test';
 /** A header section with a latin1-looking byte (0xE9) that must come back unchanged. */
 const ORIGINAL = Buffer.from('Subject: caf\xe9\r\nFrom: a@sender.test\r\n\r\nbody\r\n', 'latin1');
 
-async function dsn(overrides: Partial<DsnInput> = {}): Promise<Buffer> {
+async function dsn(overrides: Partial<DeliveryReportInput> = {}): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'mg-review-dsn-'));
   dirs.push(dir);
   const emlPath = join(dir, 'm.eml');
   await writeFile(emlPath, ORIGINAL);
-  return buildDsn({
+  return buildDeliveryReport({
     hostname: 'mx.relay.test',
     queueId: 'Q1',
-    bounceId: 'B1',
+    reportId: 'B1',
     to: SENDER,
     originalSender: SENDER,
     arrival: new Date(),
@@ -44,7 +43,7 @@ async function dsn(overrides: Partial<DsnInput> = {}): Promise<Buffer> {
     ],
     reason: 'failed',
     doubleBounce: false,
-    emlPath,
+    original: emlPath,
     ...overrides,
   });
 }
