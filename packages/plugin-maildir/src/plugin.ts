@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { accept, definePlugin, reject, tempfail, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
+import { accept, buildDeliveryReport, definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
 import { MaildirWriter, type DeliveryGroup } from './maildir.js';
 import { Mapper, type Target } from './mapping.js';
 import { maildirOptionsSchema, type QuotaLimit } from './options.js';
@@ -14,6 +15,8 @@ export interface MaildirRecipient {
 /** What this plugin notes on a transaction it delivered: the files it put into new/. */
 export interface MaildirTransaction {
   files: string[];
+  /** When the message was delivered (the report's Arrival-Date). */
+  arrival: Date;
   /** Quota deltas recorded, per mailbox (to undo them with the files). */
   quota: Array<{ mailbox: string; bytes: number; messages: number; limit: QuotaLimit }>;
 }
@@ -158,7 +161,7 @@ export const maildirPlugin = definePlugin({
           (error: unknown) => log.warn('cannot update maildirsize', { mailbox: dir, error }),
         );
       }
-      tx.data.maildir = { files, quota };
+      tx.data.maildir = { files, arrival: new Date(started), quota };
       if (debug) log.debug('delivered', { tx: tx.id, size: message.size, files });
       return undefined;
     }, { timeout: options.queueTimeout });
@@ -166,12 +169,18 @@ export const maildirPlugin = definePlugin({
     // The message was not queued after all (a queue step after ours failed, so the client
     // gets 4xx/5xx and will retry): take it back out of new/, so that the retry does not
     // deliver it twice.
+    //
+    // It was queued: report the delivery to the sender of each recipient that asked for it
+    // with NOTIFY=SUCCESS (RFC 3461 §5.2.2.1), while the message is still readable.
     tap('reset', (_session, tx) => {
       const delivered = tx.data.maildir;
       if (!delivered) return undefined;
       tx.data.maildir = undefined;
-      // (synchronous unless there is something to undo: the common case costs no promise)
-      if (tx.outcome?.queued) return undefined;
+      // (synchronous unless there is something to do: the common case costs no promise)
+      if (tx.outcome?.queued) {
+        const notify = successNotices(tx, tx.claimedBy(name));
+        return notify.length === 0 ? undefined : sendDeliveredReport(gateway, log, tx, notify, delivered.arrival);
+      }
       return (async () => {
         const removed = await writer.withdraw(delivered.files);
         for (const q of delivered.quota) {
@@ -187,6 +196,59 @@ export const maildirPlugin = definePlugin({
     });
   },
 });
+
+/**
+ * The recipients (as the client gave them at RCPT, once each: an alias that expanded to
+ * several mailboxes is one RCPT) that asked for a success notice, when there is a sender
+ * to send it to.
+ */
+export function successNotices(tx: Transaction, delivered: readonly Recipient[]): Recipient[] {
+  if (tx.sender === null) return [];
+  const seen = new Set<string>();
+  return delivered.filter((r) => {
+    if (!r.dsn?.notify?.includes('SUCCESS') || !r.data.maildir?.targets.length) return false;
+    const key = r.text.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * One "delivered" DSN (RFC 3464, `Action: delivered`, `Status: 2.0.0`) about `recipients`
+ * to the transaction's sender, handed to the gateway's own plugins (`gateway.submit()`:
+ * a local sender's mailbox, or the relay). Never throws: a report that cannot be made
+ * or is not taken is logged.
+ */
+async function sendDeliveredReport(gateway: PluginGatewayView, log: Logger, tx: Transaction, recipients: readonly Recipient[], arrival: Date): Promise<undefined> {
+  const to = tx.senderText;
+  const about = recipients.map((r) => r.text);
+  try {
+    const body = await buildDeliveryReport({
+      hostname: gateway.hostname,
+      queueId: tx.id,
+      reportId: `${tx.id}.${randomBytes(4).toString('hex').toUpperCase()}`,
+      to,
+      originalSender: to,
+      arrival,
+      recipients: recipients.map((r) => ({
+        address: r.text,
+        status: '2.0.0',
+        diagnostic: 'delivered to maildir',
+        ...(r.dsn?.orcpt ? { orcpt: r.dsn.orcpt } : {}),
+      })),
+      reason: 'delivered',
+      original: tx.message ?? '',
+      ...(tx.dsn?.envid !== undefined ? { envid: tx.dsn.envid } : {}),
+    });
+    const result = await gateway.submit({ sender: '', recipients: [to], body });
+    if (result.queued) log.info('delivery report sent', { tx: tx.id, to, recipients: about, report: result.id });
+    else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
+  } catch (error) {
+    log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error });
+  }
+  return undefined;
+}
 
 interface Group extends DeliveryGroup {
   targets: Target[];
