@@ -16,7 +16,7 @@ export class HeaderSizeCheck {
   state: 'open' | 'ended' | 'too-big' = 'open';
   private seen = 0;
   /** The last bytes seen (a CRLF before the start: a body that begins with CRLF has an empty header section). */
-  private tail = Buffer.from('\r\n');
+  private tail: Buffer = Buffer.from('\r\n');
 
   constructor(private readonly limit = MAX_HEADER_SECTION) {}
 
