@@ -3,7 +3,9 @@
  * user sends out through the gateway, the next hop (a second Mailgate on loopback,
  * found by MX through a DNS server on loopback) refuses a recipient, and the bounce
  * lands in the sender's own Maildir, read back with Python's `mailbox` module. A
- * bounce to a sender with no mailbox goes to the postmaster as a double bounce.
+ * bounce to a sender with no mailbox goes to the postmaster as a double bounce. A
+ * message with NOTIFY=SUCCESS delivered into a local Maildir gets a "delivered" DSN,
+ * filed into a local sender's Maildir or relayed to a remote one.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -69,10 +71,10 @@ describe.skipIf(!built)('local mailboxes + outbound relay in one gateway', () =>
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  const send = (from: string, to: string[], subject: string) =>
+  const send = (from: string, to: string[], subject: string, dsn?: { notify: 'success'[] }) =>
     nodemailer
       .createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'webmail.example.test' })
-      .sendMail({ from, to, subject, text: 'Hello.', envelope: { from, to } });
+      .sendMail({ from, to, subject, text: 'Hello.', envelope: { from, to }, ...(dsn ? { dsn } : {}) });
 
   /** The messages in a user's Maildir, as Python's mailbox.Maildir reads them: envelope-ish headers and the body text. */
   const mailbox = (user: string): Array<{ returnPath: string; deliveredTo: string; subject: string; received: string; text: string }> => {
@@ -124,6 +126,23 @@ print(json.dumps(out))`;
     expect(bounce!.text).toContain('Subject: to nobody');
     // the queue is empty again: the message and its bounce are both done
     await until('an empty queue', () => readdirSync(join(work, 'queue/msg')).filter((n) => !n.startsWith('.')).length === 0);
+  });
+
+  it.skipIf(!existsSync(PYTHON))('NOTIFY=SUCCESS to a local user: the "delivered" DSN lands in the sender\'s own Maildir', async () => {
+    await send('alice@example.test', ['bob@example.test'], 'please confirm', { notify: ['success'] });
+    const report = await until('the delivered DSN in alice\'s Maildir', () => mailbox('alice').find((m) => m.text.includes('Subject: please confirm')));
+    expect(report.returnPath).toBe('<>');
+    expect(report.subject).toBe('Successful Mail Delivery Report');
+    expect(report.text).toContain('Content-Type: multipart/report; report-type=delivery-status');
+    expect(report.text).toMatch(/Final-Recipient: rfc822; ?bob@example\.test/);
+    expect(report.text).toMatch(/Action: delivered/);
+    expect(report.text).toMatch(/Status: 2\.0\.0/);
+    expect(mailbox('bob').filter((m) => m.subject === 'please confirm')).toHaveLength(1);
+  });
+
+  it('NOTIFY=SUCCESS from a remote sender: plugin-relay takes the "delivered" DSN out by MX', async () => {
+    await send('carol@remote.test', ['bob@example.test'], 'from carol', { notify: ['success'] });
+    await until('the delivered DSN at the remote MX', () => received.find((m) => m.from === '' && m.to.includes('carol@remote.test')));
   });
 
   it.skipIf(!existsSync(PYTHON))('a bounce to a sender without a mailbox goes to the postmaster as a double bounce', async () => {
