@@ -48,7 +48,10 @@ const dkimSchema = z.preprocess((value) => (typeof value === 'boolean' ? { enabl
 
 const dmarcObject = z.strictObject({
   enabled: z.boolean().default(true),
-  /** Refuse (550 5.7.1 after DATA) a DMARC fail of a domain whose policy is p=reject (opendmarc's RejectFailures); off: points only. */
+  /**
+   * Refuse (550 5.7.1 after DATA) a DMARC fail of a domain whose policy is p=reject, and a
+   * From: that could hide a domain (see evaluateDmarc) (opendmarc's RejectFailures); off: points only.
+   */
   rejectReject: z.boolean().default(false),
   /** DMARC_PASS */
   passScore: points.default(-0.1),

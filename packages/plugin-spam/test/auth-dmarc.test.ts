@@ -101,10 +101,12 @@ describe('policy', () => {
     expect(r).toMatchObject({ result: 'fail', domain: 'reject.example', disposition: 'reject' });
   });
 
-  it('a From: author without a usable domain fails closed (permerror, disposition reject), and asks nothing', async () => {
+  it('a From: author without a usable domain beside a real one fails closed (permerror, disposition reject), and asks nothing', async () => {
     const before = dns.server.queries.length;
-    expect(await evaluateDmarc({ headerFrom: ['nobody', 'x@-bad domain-'], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'permerror', disposition: 'reject' });
+    expect(await evaluateDmarc({ headerFrom: ['nobody', 'x@reject.example'], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'permerror', disposition: 'reject' });
     expect(dns.server.queries.length).toBe(before);
+    // with no usable domain at all there is nothing to forge: none
+    expect(await evaluateDmarc({ headerFrom: ['nobody', 'x@-bad domain-'], dkim: [], resolver: mailauthResolver(dns.resolver) })).toMatchObject({ result: 'none' });
   });
 
   it('no From: at all is none: no domain is claimed', async () => {

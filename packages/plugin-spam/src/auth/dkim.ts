@@ -37,6 +37,8 @@ export interface DkimCheck {
   headerFrom: string[];
   /** why the From: field(s) could not be fully read (too large, an author without an address): DMARC fails closed */
   fromProblem?: string | undefined;
+  /** the From: field(s) were too large to read at all (their authors are unknown) */
+  fromTooLarge?: boolean;
   /** DKIM-Signature fields present, and how many were left unverified past the limit */
   total: number;
   skipped: number;
@@ -68,7 +70,7 @@ export async function verifyDkim(raw: Buffer, options: DkimOptions): Promise<Dki
   // The authors are read here, from every From: field however long the header block: a
   // sender must not be able to hide its From: from DMARC.
   const authors = authorsOf(raw, head.from);
-  const from = { headerFrom: authors.addresses, ...(authors.problem ? { fromProblem: authors.problem } : {}) };
+  const from = { headerFrom: authors.addresses, ...(authors.problem ? { fromProblem: authors.problem } : {}), ...(authors.tooLarge ? { fromTooLarge: true } : {}) };
   // Neither is handed to mailauth: its header parser is quadratic in lines, its address parser in From: bytes.
   const refused = head.lines > MAX_HEADER_LINES ? `header block of ${head.lines} lines not verified (more than ${MAX_HEADER_LINES})` : authors.tooLarge ? `not verified: ${authors.problem}` : undefined;
   if (refused) {

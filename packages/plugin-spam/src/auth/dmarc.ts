@@ -35,8 +35,10 @@ export interface DmarcResult {
 export interface DmarcInput {
   /** every address of the From: field(s) */
   headerFrom: readonly string[];
-  /** the From: field(s) could not be fully read (author.ts): the result is a permerror, disposition reject */
+  /** the From: field(s) could not be fully read (author.ts): see evaluateDmarc for when that fails closed */
   fromProblem?: string | undefined;
+  /** the From: field(s) were too large to read: their authors are unknown, so it fails closed */
+  fromTooLarge?: boolean;
   dkim: readonly DkimSignatureResult[];
   /** the envelope's SPF result (MAIL FROM, or the HELO identity for the null sender) */
   spf?: { result: string; domain: string } | undefined;
@@ -55,12 +57,14 @@ export const MAX_DOMAINS = 5;
  * The DMARC result of a message. Several author domains (RFC 7489 §6.6.1) are each
  * evaluated and the strictest outcome is kept, so a second address cannot hide a forged one.
  *
- * A From: that cannot be fully evaluated fails closed: more distinct author domains than
- * MAX_DOMAINS, an author whose domain is not a domain name, a From: too large to parse or
- * one without an address give `permerror` with disposition `reject`. Evaluating only some
- * of the authors would let a forged one ride along unchecked (the 6th address, an address
- * hidden in a group), and §6.6.1 lets a receiver reject mail whose authors it cannot
- * evaluate. A message without any From: field stays `none`: it claims no domain.
+ * A From: that could hide a domain fails closed: more distinct author domains than
+ * MAX_DOMAINS, a From: too large to parse, or an unreadable author beside real ones give
+ * `permerror` with disposition `reject`. Evaluating only some of the authors would let a
+ * forged one ride along unchecked (the 6th address, an address hidden in a group), and
+ * §6.6.1 lets a receiver reject mail whose authors it cannot evaluate. A From: with no
+ * usable domain at all (`From: root (Cron Daemon)`, `user@localhost`,
+ * `undisclosed-recipients:;`) claims no domain anyone could have forged: `none`, like a
+ * message without a From: field (out of DMARC's scope, §6.6.1).
  */
 export async function evaluateDmarc(input: DmarcInput): Promise<DmarcResult> {
   const domains: string[] = [];
@@ -76,8 +80,8 @@ export async function evaluateDmarc(input: DmarcInput): Promise<DmarcResult> {
       }
     }
   }
+  if (domains.length === 0 && !input.fromTooLarge) return { result: 'none', domain: '', comment: problem ? `no From: domain (${problem})` : 'no From: domain' };
   if (problem) return { result: 'permerror', domain: domains[0] ?? '', disposition: 'reject', comment: `${problem}: not evaluated, treated as a DMARC failure` };
-  if (domains.length === 0) return { result: 'none', domain: '', comment: 'no From: domain' };
   const results = await Promise.all(domains.map((domain) => evaluateDomain(domain, input)));
   return results.reduce((worst, r) => (severity(r) > severity(worst) ? r : worst));
 }

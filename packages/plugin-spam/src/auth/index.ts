@@ -62,7 +62,7 @@ export async function checkAuth(
   if (settings.dkim.enabled) result.dkim = dkim;
   if (settings.dmarc.enabled) {
     const spf = context.spf ? { result: context.spf.result, domain: context.spf.domain } : undefined;
-    result.dmarc = await evaluateDmarc({ headerFrom: dkim.headerFrom, fromProblem: dkim.fromProblem, dkim: dkim.signatures, spf, resolver, ...(context.random ? { random: context.random } : {}) });
+    result.dmarc = await evaluateDmarc({ headerFrom: dkim.headerFrom, fromProblem: dkim.fromProblem, fromTooLarge: dkim.fromTooLarge === true, dkim: dkim.signatures, spf, resolver, ...(context.random ? { random: context.random } : {}) });
   }
   return result;
 }
