@@ -98,7 +98,7 @@ export const queueCommand: QueueCommand = {
           }
         }
         write(out, count ? `-- ${formatSize(bytes)} in ${count} message${count === 1 ? '' : 's'}` : 'Mail queue is empty');
-        if (corrupt) write(out, `-- ${corrupt} corrupt envelope${corrupt === 1 ? '' : 's'} (moved to ${store.corruptDir} at the gateway's next start)`);
+        if (corrupt) write(out, `-- ${corrupt} corrupt envelope${corrupt === 1 ? '' : 's'} (moved to ${store.corruptDir} when the gateway next looks at them)`);
         const setAside = (await readdir(store.corruptDir).catch(() => [])).filter((n) => n.endsWith('.json')).length;
         if (setAside) write(out, `-- ${setAside} corrupt envelope${setAside === 1 ? '' : 's'} set aside in ${store.corruptDir}`);
         return 0;

@@ -368,13 +368,15 @@ export class Relay {
     }
 
     // "Relayed" DSNs for NOTIFY=SUCCESS recipients the next hop will not report on.
-    const relayed = entry.recipients.filter((r) => r.status === 'delivered' && r.notified === false);
-    if (relayed.length) {
-      await this.notify(entry, relayed, 'relayed', entry.sender, 'bounce');
-      for (const r of relayed) {
-        r.notified = true;
-        r.response = undefined;
-      }
+    const owed = entry.recipients.filter((r) => r.status === 'delivered' && r.notified === false);
+    // Handed to our own storage plugins (deliverLocally): delivered, not relayed.
+    const deliveredHere = owed.filter((r) => r.remoteMta === LOCAL_MTA);
+    const relayed = owed.filter((r) => r.remoteMta !== LOCAL_MTA);
+    if (deliveredHere.length) await this.notify(entry, deliveredHere, 'delivered', entry.sender, 'bounce');
+    if (relayed.length) await this.notify(entry, relayed, 'relayed', entry.sender, 'bounce');
+    for (const r of owed) {
+      r.notified = true;
+      r.response = undefined;
     }
 
     // Optional delayed-delivery warning, once per message, only to a real sender.
@@ -397,7 +399,8 @@ export class Relay {
       else {
         this.index.delete(id);
         // Held now: bounce() said why. Held earlier, the last pending recipients settled now: say it once more.
-        if (!heldNow) this.log.error(`relay: message held in the queue: ${this.heldReason(entry)}`, { id, recipients: entry.recipients.filter((r) => r.status === 'held').map((r) => r.address).join(',') });
+        // Addresses come from clients: in fields (escaped), never in the message text.
+        if (!heldNow) this.log.error('relay: message held in the queue', { id, reason: this.heldReason(entry), recipients: entry.recipients.filter((r) => r.status === 'held').map((r) => r.address).join(',') });
       }
     }
 
@@ -520,7 +523,7 @@ export class Relay {
     const out = new Map<QueueRecipient, Outcome>();
     const outcome = (reply: Reply): Outcome => {
       const text = replyText(reply);
-      return reply.code >= 500 ? { kind: 'permanent', error: text, status: reply.enhanced ?? '5.0.0', host: 'local' } : { kind: 'temporary', error: text, host: 'local' };
+      return reply.code >= 500 ? { kind: 'permanent', error: text, status: reply.enhanced ?? '5.0.0', host: LOCAL_MTA } : { kind: 'temporary', error: text, host: LOCAL_MTA };
     };
     try {
       const result = await this.local!.submit({
@@ -533,11 +536,14 @@ export class Relay {
       for (const rc of recipients) {
         const reply = refused.get(rc.address);
         if (reply) out.set(rc, outcome(reply));
-        else if (result.queued) out.set(rc, { kind: 'delivered', host: 'local', mta: this.hostname, response: replyText(result.reply), dsn: false });
+        else if (result.queued) out.set(rc, { kind: 'delivered', host: LOCAL_MTA, mta: LOCAL_MTA, response: replyText(result.reply), dsn: false });
         else out.set(rc, outcome(result.reply));
       }
     } catch (error) {
-      for (const rc of recipients) out.set(rc, { kind: 'temporary', error: `local delivery failed: ${oneLine(String((error as Error)?.message ?? error))}`, host: 'local' });
+      const text = `local delivery failed: ${oneLine(String((error as Error)?.message ?? error))}`;
+      // submit() refuses an address it cannot put into a command (TypeError): no retry will change that.
+      const failure: Outcome = error instanceof TypeError ? { kind: 'permanent', error: text, status: '5.1.3', host: LOCAL_MTA } : { kind: 'temporary', error: text, host: LOCAL_MTA };
+      for (const rc of recipients) out.set(rc, failure);
     }
     return out;
   }
@@ -561,7 +567,7 @@ export class Relay {
       to = this.options.postmaster;
       kind = 'double-bounce';
     } else {
-      this.log.error(`relay: held in the queue: ${this.heldReason(entry)}`, { id: entry.id, recipients: failed.map((r) => r.address).join(',') });
+      this.log.error('relay: held in the queue', { id: entry.id, reason: this.heldReason(entry), recipients: failed.map((r) => r.address).join(',') });
       return undefined;
     }
     return this.notify(entry, failed, reason, to, kind);
@@ -578,15 +584,15 @@ export class Relay {
   }
 
   /** Build and queue a DSN about `recipients` of `entry`, addressed to `to`. */
-  private async notify(entry: QueueEntry, list: QueueRecipient[], reason: 'failed' | 'expired' | 'delayed' | 'relayed', to: string, kind: QueueEntry['kind']): Promise<string> {
+  private async notify(entry: QueueEntry, list: QueueRecipient[], reason: 'failed' | 'expired' | 'delayed' | 'relayed' | 'delivered', to: string, kind: QueueEntry['kind']): Promise<string> {
     const bounceId = newQueueId();
     const retryUntil = new Date(entry.created + this.options.retry.maxAge);
-    const relayed = reason === 'relayed';
+    const relayed = reason === 'relayed' || reason === 'delivered';
     const recipients: ReportedRecipient[] = list.map((r) => ({
       address: r.address,
       status: relayed ? '2.0.0' : (r.statusCode ?? (reason === 'delayed' ? '4.0.0' : '5.0.0')),
       diagnostic: relayed ? (r.response ?? '250 relayed') : (r.lastError ?? (reason === 'delayed' ? 'delivery delayed' : 'delivery failed')),
-      ...(r.remoteMta ? { remoteMta: r.remoteMta } : {}),
+      ...(r.remoteMta && r.remoteMta !== LOCAL_MTA ? { remoteMta: r.remoteMta } : {}),
       ...(reason === 'delayed' ? { willRetryUntil: retryUntil } : {}),
       ...(r.orcpt && kind === 'bounce' ? { orcpt: r.orcpt } : {}),
     }));
@@ -721,6 +727,9 @@ function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefin
   }
   return map;
 }
+
+/** The "host" of a recipient handed to the gateway's own storage plugins (deliverLocally). */
+const LOCAL_MTA = 'local';
 
 /** A reply as one line of text, `550 5.1.1 <a@b>: User unknown`. */
 function replyText(reply: Reply): string {

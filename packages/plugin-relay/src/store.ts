@@ -244,10 +244,12 @@ export class QueueStore {
   async setAside(id: string): Promise<string> {
     await mkdir(this.corruptDir, { recursive: true });
     const json = join(this.corruptDir, `${id}.json`);
-    await rename(this.jsonPath(id), json);
+    // The body first: a crash in between leaves an envelope without its body (which fails
+    // and is looked at again), never a body without an envelope (which the start-up scan deletes).
     await rename(this.emlPath(id), join(this.corruptDir, `${id}.eml`)).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });
+    await rename(this.jsonPath(id), json);
     await fsyncDir(this.corruptDir);
     await fsyncDir(this.msgDir);
     return json;
