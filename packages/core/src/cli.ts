@@ -10,8 +10,8 @@ import { createLogger, type LogLevel } from './log.js';
 const HELP = `mailgate: a plugin-pipeline SMTP gateway
 
 Usage:
-  mailgate serve -c gateway.yaml [--listen HOST:PORT]... [--log-level LEVEL] [--log-format json|pretty]
-  mailgate check -c gateway.yaml
+  mailgate serve [-c] gateway.yaml [--listen HOST:PORT]... [--log-level LEVEL] [--log-format json|pretty]
+  mailgate check [-c] gateway.yaml
   mailgate passwd [USER]
   mailgate COMMAND -c gateway.yaml ...     (commands added by plugins, e.g. queue)
   mailgate --help | --version
@@ -19,7 +19,8 @@ Usage:
 Commands:
   serve     Load the config and its plugins, listen, and run until SIGTERM/SIGINT
             (graceful: stop accepting, let sessions finish within shutdownTimeout).
-  check     Validate the config and every plugin's options, print a summary, open no port.
+  check     Validate the config and every plugin's options, read the TLS key and
+            certificate, print a summary, open no port.
             Exit status 0 when valid, 2 when not.
   passwd    Read a password (twice from a terminal, once from a pipe) and print its
             scrypt hash, as USER:HASH when USER is given (for plugin-acl's users file).
@@ -107,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // `mailgate check gateway.yaml` (the file without -c) is what people type: take it.
   if (positionals.length > 2 || (positionals[1] !== undefined && values.config !== undefined)) {
-    throw new UsageError(`${command}: unexpected argument "${positionals.at(-1)}" (the config is given with -c FILE)`);
+    throw new UsageError(`${command}: unexpected argument "${positionals.at(-1)}" (give the config once, with -c FILE or as FILE)`);
   }
   const file = values.config ?? positionals[1] ?? 'gateway.yaml';
   const overrides: Record<string, unknown> = {};

@@ -267,7 +267,7 @@ export async function buildDeliveryReport(input: DeliveryReportInput): Promise<B
     'Content-Description: Delivery report',
     'Content-Type: message/delivery-status',
     '',
-    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${input.envid}`] : []),
+    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${oneField(input.envid)}`] : []),
     `Reporting-MTA: dns; ${input.hostname}`,
     `X-Mailgate-Queue-ID: ${input.queueId}`,
     `Arrival-Date: ${rfc5322Date(input.arrival)}`,

@@ -9,7 +9,7 @@ import { DnsResolver } from './dns/index.js';
 import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
 import { createLogger, type Logger } from './log.js';
 import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
-import { ConnectionTable, Listener } from './server/listener.js';
+import { ConnectionTable, Listener, nextSessionId } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
 import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail } from './smtp/engine.js';
 import { SmtpSession } from './smtp/engine.js';
@@ -57,6 +57,8 @@ export class Gateway implements PluginGatewayView {
   private readonly closers: Array<() => void | Promise<void>> = [];
   private readonly starters: Array<{ plugin: string; fn: () => void | Promise<void> }> = [];
   private readonly pluginNames = new Set<string>();
+  /** submit() calls in progress: shutdown lets them finish before the plugins close. */
+  private readonly submissions = new Set<Promise<SubmitResult>>();
   private readonly engineOptions: EngineOptions;
   private readonly source: ConfigSource | undefined;
   private dnsResolver: DnsResolver | undefined;
@@ -261,6 +263,7 @@ export class Gateway implements PluginGatewayView {
     while (this.table.all.size > 0 && Date.now() < deadline) await sleep(50);
     for (const connection of this.table.all) connection.destroy();
     while (this.table.all.size > 0) await sleep(10);
+    await Promise.allSettled([...this.submissions]);
     for (const close of this.closers.reverse()) {
       try {
         await close();
@@ -274,7 +277,7 @@ export class Gateway implements PluginGatewayView {
    * Start a session on any byte transport, without sockets: how the engine is tested
    * on bytes (see `@mailgate/core/testing`). Marks the gateway started, like listen().
    */
-  openSession(io: EngineIO, peer: Partial<PeerInfo> & { tlsAvailable?: boolean } = {}): SmtpSession {
+  openSession(io: EngineIO, peer: Partial<Omit<PeerInfo, 'internal'>> & { tlsAvailable?: boolean } = {}): SmtpSession {
     this.started = true;
     const session = new SmtpSession(this.engineContext(peer.tlsAvailable ?? false), io, {
       id: peer.id ?? `T${Math.random().toString(36).slice(2, 10).toUpperCase()}`,
@@ -283,7 +286,6 @@ export class Gateway implements PluginGatewayView {
       localAddress: peer.localAddress ?? '127.0.0.1',
       localPort: peer.localPort ?? 25,
       ...(peer.tls ? { tls: peer.tls } : {}),
-      ...(peer.internal ? { internal: true } : {}),
     });
     return session;
   }
@@ -296,8 +298,19 @@ export class Gateway implements PluginGatewayView {
    * message was taken (`queued`) or refused, with the reply that decided.
    */
   async submit(options: SubmitOptions): Promise<SubmitResult> {
+    if (this.closed) return { id: undefined, queued: false, accepted: [], refused: [], reply: { code: 421, enhanced: '4.3.2', text: `${this.hostname} Service shutting down, try again later` } };
     await this.spool.init();
-    return submitMessage(this, options);
+    // Not openSession(): a submission (from a plugin's start-up, before listen()) must not
+    // close the hooks, and only this path may mark a session internal.
+    const open = (io: EngineIO) =>
+      new SmtpSession(this.engineContext(false), io, { id: `I${nextSessionId()}`, remoteAddress: '127.0.0.1', remotePort: 0, localAddress: '127.0.0.1', localPort: 0, internal: true });
+    const run = submitMessage(open, this.hostname, options);
+    this.submissions.add(run);
+    try {
+      return await run;
+    } finally {
+      this.submissions.delete(run);
+    }
   }
 
   private engineContext(tlsAvailable: boolean): EngineContext {
@@ -321,7 +334,7 @@ export class Gateway implements PluginGatewayView {
       session: session.id,
       stage,
       client: session.internal ? 'internal' : session.remoteAddress,
-      helo: session.heloName,
+      helo: detail.helo ?? session.heloName,
       user: session.user,
       ...(detail.from !== undefined || tx ? { from: detail.from ?? tx!.senderText } : {}),
       ...(detail.recipient !== undefined ? { rcpt: detail.recipient } : {}),

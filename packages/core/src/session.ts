@@ -169,7 +169,9 @@ export interface Session {
    * True for a message the gateway made itself and handed to its own plugins with
    * `gateway.submit()` (a bounce or delivery report), like Postfix's pickup: there is
    * no client, so the client-policy hooks (connect, helo, mail, rcpt, data) are not
-   * run; `claim` and `queue` are, and a non-local recipient is `relayAllowed`.
+   * run, nor `smtp.requireTls`, and errors do not count toward `maxErrors`; `claim`,
+   * `queue`, `reset`, `quit` and `disconnect` are, and a non-local recipient is
+   * `relayAllowed`. Only `gateway.submit()` makes such a session.
    */
   readonly internal: boolean;
   /** Name given with HELO/EHLO, once given. */

@@ -10,8 +10,7 @@
  * other message. Nothing about the wire format is skipped: the body is dot-stuffed and
  * must use CRLF line endings, as on the wire.
  */
-import type { Gateway } from './gateway.js';
-import type { EngineIO } from './smtp/engine.js';
+import type { EngineIO, SmtpSession } from './smtp/engine.js';
 import type { Reply } from './smtp/reply.js';
 
 export interface SubmitOptions {
@@ -38,19 +37,22 @@ export interface SubmitResult {
   reply: Reply;
 }
 
-export async function submitMessage(gateway: Gateway, options: SubmitOptions): Promise<SubmitResult> {
+/** Opens the internal session a submission runs in (the gateway's engine context, `internal: true`). */
+export type OpenInternalSession = (io: EngineIO) => SmtpSession;
+
+export async function submitMessage(open: OpenInternalSession, hostname: string, options: SubmitOptions): Promise<SubmitResult> {
   const smtputf8 = [options.sender, ...options.recipients].some((a) => /[^\x00-\x7f]/.test(a));
   for (const address of [options.sender, ...options.recipients]) {
     // An address is put into a command line: it must not carry a line of its own.
     if (/[\r\n<>]/.test(address)) throw new TypeError(`submit(): not an address: ${JSON.stringify(address)}`);
   }
   const bodyType = options.bodyType ?? (Buffer.isBuffer(options.body) && options.body.some((b) => b > 0x7f) ? '8BITMIME' : '7BIT');
-  const dialogue = new InternalDialogue(gateway);
+  const dialogue = new InternalDialogue(open);
   const result: SubmitResult = { id: undefined, queued: false, accepted: [], refused: [], reply: { code: 554, text: 'not submitted' } };
   try {
     let reply = await dialogue.start();
     if (reply.code !== 220) return { ...result, reply };
-    reply = await dialogue.command(`EHLO ${gateway.hostname}`);
+    reply = await dialogue.command(`EHLO ${hostname}`);
     if (reply.code !== 250) return { ...result, reply };
     const mailParams = `${bodyType === '8BITMIME' ? ' BODY=8BITMIME' : ''}${smtputf8 ? ' SMTPUTF8' : ''}`;
     reply = await dialogue.command(`MAIL FROM:<${options.sender}>${mailParams}`);
@@ -79,7 +81,7 @@ class InternalDialogue {
   private output = '';
   private readonly session;
 
-  constructor(gateway: Gateway) {
+  constructor(open: OpenInternalSession) {
     const io: EngineIO = {
       write: (data) => {
         this.output += data;
@@ -88,14 +90,7 @@ class InternalDialogue {
       pause: () => undefined,
       resume: () => undefined,
     };
-    this.session = gateway.openSession(io, {
-      id: `I${Math.random().toString(36).slice(2, 10).toUpperCase()}`,
-      remoteAddress: '127.0.0.1',
-      remotePort: 0,
-      localAddress: '127.0.0.1',
-      localPort: 0,
-      internal: true,
-    });
+    this.session = open(io);
   }
 
   get transactionId(): string | undefined {
@@ -172,7 +167,7 @@ class DotStuffer {
       from = i + 1;
     }
     parts.push(chunk.subarray(from));
-    this.tail = Buffer.concat([this.tail, chunk]).subarray(-2);
+    this.tail = chunk.length >= 2 ? Buffer.from(chunk.subarray(-2)) : Buffer.concat([this.tail, chunk]).subarray(-2);
     return parts.length === 1 ? chunk : Buffer.concat(parts);
   }
 

@@ -58,6 +58,8 @@ export interface EngineContext {
 
 /** What a refusal log line names besides the session: the sender, the recipient, the verdict's reason. */
 export interface RefusalDetail {
+  /** The refused HELO/EHLO name (the session's own is the earlier one, if any). */
+  helo?: string;
   from?: string;
   recipient?: string;
   reason?: string;
@@ -481,7 +483,7 @@ export class SmtpSession implements Session {
     await this.endTransaction('helo');
     const info: HeloInfo = { verb, name, extensions: verb === 'EHLO' ? this.extensions() : [] };
     const verdict = this.internal ? undefined : await this.decide('helo', this.ctx.hooks.helo.promise(this, info));
-    if (verdict && verdict.kind !== 'accept') return this.refuse(verdict, 'helo');
+    if (verdict && verdict.kind !== 'accept') return this.refuse(verdict, 'helo', { helo: name });
     this.heloName = name;
     this.esmtp = verb === 'EHLO';
     const greeting = `${this.ctx.options.hostname} Hello ${name} [${this.remoteAddress}]`;
@@ -827,7 +829,7 @@ export class SmtpSession implements Session {
       reply = 'kind' in verdict ? verdictToReply(verdict, verdict.stage) : verdict;
       disconnect = 'kind' in verdict && verdict.kind === 'disconnect';
     }
-    if (reply.code >= 400) this.errorCount++;
+    if (reply.code >= 400 && !this.internal) this.errorCount++;
     this.reply(reply);
     this.ctx.transactionDone(this, tx, reply, performance.now() - this.txStart);
     if (reply.code < 300) this.messageCount++;
@@ -1020,6 +1022,8 @@ export class SmtpSession implements Session {
   /** An error reply counts toward the session's error limit (421 and close past it). */
   private error(reply: Reply): void {
     this.reply(reply);
+    // The gateway's own submission (a bounce to several recipients) is not a misbehaving client.
+    if (this.internal) return;
     this.errorCount++;
     if (this.errorCount >= this.ctx.options.maxErrors && this.phase !== 'closed' && this.phase !== 'data' && this.phase !== 'bdat') {
       this.tooManyErrors();

@@ -22,6 +22,11 @@ export class HeaderSizeCheck {
 
   push(chunk: Buffer): void {
     if (this.state !== 'open' || chunk.length === 0) return;
+    // A message that starts with white space is all body (Message puts an empty line before it).
+    if (this.seen === 0 && (chunk[0] === 0x20 || chunk[0] === 0x09)) {
+      this.state = 'ended';
+      return;
+    }
     const window = chunk.subarray(0, Math.max(0, this.limit - this.seen));
     // The empty line may straddle the previous chunk and this one: look at the seam, then
     // at this chunk alone (no copy of the chunk: this runs for every message).
@@ -31,7 +36,7 @@ export class HeaderSizeCheck {
       return;
     }
     this.seen += chunk.length;
-    if (this.seen >= this.limit) this.state = 'too-big';
+    if (this.seen > this.limit) this.state = 'too-big';
     else this.tail = (window.length >= 3 ? window : seam).subarray(-3);
   }
 

@@ -86,6 +86,8 @@ export class Message {
    * prependHeader are not affected. Resolves to how many fields were removed.
    */
   async removeHeaders(match: (name: string, value: string) => boolean): Promise<number> {
+    // Behind the separator the received message is all body: it has no header fields to remove.
+    if (this.separator) return 0;
     const head = await this.readHead(HEADER_SCAN_LIMIT);
     // A header block longer than the window: its last field seen may be cut short; keep it.
     const whole = findHeaderEnd(head) >= 0 || head.length < HEADER_SCAN_LIMIT;
@@ -117,7 +119,8 @@ export class Message {
   /** The header section, parsed on first use (reads at most the first 256 KiB of the body). */
   async headers(): Promise<readonly Header[]> {
     if (this.parsedHeaders) return this.parsedHeaders;
-    const raw = await this.readHead(HEADER_SCAN_LIMIT);
+    // Behind the separator the received message is all body: only the added headers are headers.
+    const raw = this.separator ? Buffer.alloc(0) : await this.readHead(HEADER_SCAN_LIMIT);
     const head = this.removed.length === 0 ? raw : Buffer.concat([...skipRanges([raw], this.removed)]);
     const prefix = Buffer.from(this.addedBlock().join(''));
     this.parsedHeaders = parseHeaderBlock(Buffer.concat([prefix, head])).headers;

@@ -29,6 +29,14 @@ describe('a body whose first line starts with white space', () => {
     expect(splitReceived(stored[0]!.bytes).rest.toString('latin1')).toBe('Subject: x\r\n\r\nhello\r\n');
   });
 
+  it('removeHeaders() finds no fields behind the separator (they are body lines there)', async () => {
+    const m = new Message({ kind: 'memory', chunks: [Buffer.from(' x\r\nX-Spam-Flag: YES\r\nSubject: hi\r\n\r\nbody\r\n')] }, 40, { bodyStartsWithWhitespace: true });
+    m.prependRawHeader('Received', 'by mx.test; Thu, 26 Nov 2026 10:00:00 +0000');
+    expect(await m.removeHeaders((name) => name.toLowerCase().startsWith('x-spam'))).toBe(0);
+    expect((await m.toBuffer()).toString()).toContain('\r\n\r\n x\r\nX-Spam-Flag: YES\r\nSubject: hi\r\n');
+    expect((await m.headers()).map((h) => h.name)).toEqual(['Received']);
+  });
+
   it('a Message without added headers is left alone', async () => {
     const m = new Message({ kind: 'memory', chunks: [Buffer.from(' x\r\n')] }, 4, { bodyStartsWithWhitespace: true });
     expect((await m.toBuffer()).toString()).toBe(' x\r\n');

@@ -28,6 +28,16 @@ describe('refusal log lines', () => {
     ]);
   });
 
+  it('a refused HELO is logged with the name that was refused', async () => {
+    const { logger, lines } = recordingLogger('info');
+    const gw = makeGateway({}, logger);
+    await gw.use(plugin('helo', ({ tap }) => tap('helo', (_s, info) => (info.name === 'bad.example' ? reject('No', { reason: 'bad name' }) : undefined))));
+    const s = await ready(gw);
+    await s.send('EHLO bad.example\r\n');
+    const refused = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'refused');
+    expect(refused).toEqual([expect.objectContaining({ stage: 'helo', helo: 'bad.example', reason: 'bad name' })]);
+  });
+
   it('a refused connection is logged too', async () => {
     const { logger, lines } = recordingLogger('info');
     const gw = makeGateway({}, logger);

@@ -149,4 +149,32 @@ describe('gateway.submit (the gateway\'s own mail)', () => {
     const gateway = await start((g) => g.use(storagePlugin('local.test', [], [])));
     await expect(gateway.submit({ sender: '', recipients: ['a@local.test>\r\nRCPT TO:<b@x'], body: Buffer.from(message) })).rejects.toThrow(TypeError);
   });
+
+  it('ten refused recipients do not end the internal session: the others are still delivered', async () => {
+    const stored: Stored[] = [];
+    const gateway = await start((g) => g.use(storagePlugin('local.test', stored, [])));
+    gateway.addLocalDomain('other.test');
+    const unknown = Array.from({ length: 12 }, (_, i) => `u${i}@other.test`);
+    const result = await gateway.submit({ sender: '', recipients: [...unknown, 'a@local.test'], body: Buffer.from(message) });
+    expect(result.refused.map((r) => r.reply.code)).toEqual(unknown.map(() => 550));
+    expect(result).toMatchObject({ queued: true, accepted: ['a@local.test'] });
+    expect(stored[0]!.recipients).toEqual(['a@local.test']);
+  });
+
+  it('works before listen() without closing the hooks, and answers 421 once the gateway is closing', async () => {
+    const { createGateway, silentLogger } = await import('@mailgate/core');
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const stored: Stored[] = [];
+    const gateway = createGateway({ hostname: 'mx.test', listen: [{ host: '127.0.0.1', port: 0 }], spool: { dir: join(await mkdtemp(join(tmpdir(), 'mg-submit-')), 'spool') } }, { logger: silentLogger });
+    await gateway.use(storagePlugin('local.test', stored, []));
+    expect((await gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) })).queued).toBe(true);
+    gateway.hooks.rcpt.tap('late but before listen', () => undefined);
+    await gateway.listen();
+    const closing = gateway.close();
+    expect((await gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) })).reply).toMatchObject({ code: 421, enhanced: '4.3.2' });
+    await closing;
+    expect(stored).toHaveLength(1);
+  });
 });
