@@ -200,10 +200,11 @@ export const maildirPlugin = definePlugin({
 /**
  * The recipients (as the client gave them at RCPT, once each: an alias that expanded to
  * several mailboxes is one RCPT) that asked for a success notice, when there is a sender
- * to send it to.
+ * to send it to. Not for mail a spam filter flagged: its sender is most likely forged, and
+ * the report (with headers the spammer chose) would go to whoever that names (backscatter).
  */
 export function successNotices(tx: Transaction, delivered: readonly Recipient[]): Recipient[] {
-  if (tx.sender === null) return [];
+  if (tx.sender === null || tx.data.spam?.flagged) return [];
   const seen = new Set<string>();
   return delivered.filter((r) => {
     if (!r.dsn?.notify?.includes('SUCCESS') || !r.data.maildir?.targets.length) return false;

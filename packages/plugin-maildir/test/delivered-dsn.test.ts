@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import PostalMime from 'postal-mime';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, definePlugin } from '@mailgate/core';
+import { createLogger, definePlugin, Recipient, Transaction } from '@mailgate/core';
 import { SmtpTestClient, startTestGateway, type TestGateway } from '@mailgate/core/testing';
 import maildirPlugin, { type MaildirOptionsInput } from '@mailgate/plugin-maildir';
 import { z } from 'zod';
+import { successNotices } from '../src/plugin.js';
 import { dataBlock, readMaildir, type StoredMessage } from './helpers.js';
 
 /** Declares local domains the way plugin-acl's `localDomains` does. */
@@ -248,3 +249,19 @@ async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+describe('successNotices', () => {
+  const address = (text: string) => ({ local: text.split('@')[0]!, domain: text.split('@')[1]!, address: text });
+  const delivered = (text: string) => {
+    const r = new Recipient(address(text) as never, new Map(), false, { notify: ['SUCCESS'] });
+    (r.data as { maildir?: { targets: unknown[] } }).maildir = { targets: [{}] };
+    return r;
+  };
+  it('none for mail a spam filter flagged: its sender is most likely forged (backscatter)', () => {
+    const tx = new Transaction('t.1', address('alice@example.test') as never, new Map());
+    const rcpt = delivered('bob@example.test');
+    expect(successNotices(tx, [rcpt])).toEqual([rcpt]);
+    tx.data.spam = { score: 9, flagged: true };
+    expect(successNotices(tx, [rcpt])).toEqual([]);
+  });
+});
