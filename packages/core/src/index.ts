@@ -50,9 +50,6 @@ export {
 export {
   buildDeliveryReport,
   readHeaderSection,
-  readWholeMessage,
-  originalRecipientField,
-  foldLine,
   FULL_RETURN_LIMIT,
   type DeliveryReportInput,
   type DeliveryReportReason,

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDeliveryReport, encodeXtext, Message, originalRecipientField, parseEnvid, parseOrcpt, type DeliveryReportInput, type OriginalRecipient, type ReportedRecipient } from '../../src/index.js';
+import { buildDeliveryReport, encodeXtext, Message, parseEnvid, parseOrcpt, type DeliveryReportInput, type OriginalRecipient, type ReportedRecipient } from '../../src/index.js';
+import { originalRecipientField } from '../../src/delivery-report.js';
 
 let scratch = '';
 let count = 0;
