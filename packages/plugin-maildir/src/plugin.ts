@@ -242,9 +242,16 @@ async function sendDeliveredReport(gateway: PluginGatewayView, log: Logger, tx: 
       original: tx.message ?? '',
       ...(tx.dsn?.envid !== undefined ? { envid: tx.dsn.envid } : {}),
     });
-    const result = await gateway.submit({ sender: '', recipients: [to], body });
-    if (result.queued) log.info('delivery report sent', { tx: tx.id, to, recipients: about, report: result.id });
-    else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
+    // Built while the message is readable (the spool file goes after reset); handed over in
+    // the background, so the client's next command does not wait for the report's own
+    // delivery (the gateway's shutdown waits for submissions in progress).
+    void gateway.submit({ sender: '', recipients: [to], body }).then(
+      (result) => {
+        if (result.queued) log.info('delivery report sent', { tx: tx.id, to, recipients: about, report: result.id });
+        else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
+      },
+      (error: unknown) => log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error }),
+    );
   } catch (error) {
     log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error });
   }

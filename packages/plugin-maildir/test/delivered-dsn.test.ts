@@ -57,7 +57,7 @@ async function start(maildir: Omit<MaildirOptionsInput, 'root'> = {}): Promise<G
 
 const ORIGINAL = Buffer.from('From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: lunch?\r\nMessage-ID: <lunch@example.test>\r\n\r\nAt noon.\r\n');
 
-/** One transaction with raw commands; the client waits for QUIT's reply (the reset, and so the report, is done by then). */
+/** One transaction with raw commands; the client waits for QUIT's reply (the report is then built and on its way). */
 async function send(from: string, rcpts: string[], mailParams = ''): Promise<{ codes: number[]; data: number }> {
   const c = await SmtpTestClient.connect(gw!.port);
   try {
@@ -93,7 +93,7 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
     const r = await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.test'], ' ENVID=lunch-42');
     expect(r).toEqual({ codes: [250, 250, 250], data: 250 });
     expect(await gw.mailbox('bob')).toHaveLength(1);
-    const inbox = await gw.mailbox('alice');
+    const inbox = await arrived('alice');
     expect(inbox).toHaveLength(1);
     const dsn = await report(inbox[0]!);
     // delivered from <>, like any bounce
@@ -119,13 +119,15 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
     expect(dsn.headers).toContain('Message-ID: <lunch@example.test>');
     expect(dsn.headers).toMatch(/^Received: from client\.example\.test/);
     expect(dsn.raw).not.toContain('At noon.');
+    // handed over in the background, after the client's 250
+    await until(async () => gw!.logs.some((l) => l.msg === 'delivery report sent'));
     expect(gw.logs.find((l) => l.msg === 'delivery report sent')).toMatchObject({ level: 'info', to: 'alice@example.test', recipients: ['bob@example.test'] });
   });
 
   it('Python\'s email module reads the same report', async () => {
     gw = await start();
     await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.test']);
-    const [stored] = await gw.mailbox('alice');
+    const [stored] = await arrived('alice');
     const { execFileSync } = await import('node:child_process');
     const out = execFileSync(
       '/usr/bin/python3',
@@ -176,7 +178,7 @@ print(json.dumps({'type': m.get_content_type(), 'report': m.get_param('report-ty
     ]);
     expect(r.data).toBe(250);
     for (const user of ['bob', 'carol', 'dave', 'erin']) expect(await gw.mailbox(user)).toHaveLength(1);
-    const inbox = await gw.mailbox('alice');
+    const inbox = await arrived('alice');
     expect(inbox).toHaveLength(1);
     const dsn = await report(inbox[0]!);
     expect(dsn.groups.map((g) => g.get('Final-Recipient'))).toEqual(['rfc822; team@example.test', 'rfc822; erin@example.test']);
@@ -196,6 +198,7 @@ print(json.dumps({'type': m.get_content_type(), 'report': m.get_param('report-ty
       const r = await send('alice@example.test', [`<bob@example.test>${param}`]);
       expect(r.data).toBe(250);
       expect(await gw.mailbox('bob')).toHaveLength(1);
+      await settle(); // a report goes out in the background: give a wrong one time to show
       expect(await gw.mailbox('alice')).toEqual([]);
       expect(gw.logs.filter((l) => String(l.msg).includes('delivery report'))).toEqual([]);
     });
@@ -206,6 +209,7 @@ print(json.dumps({'type': m.get_content_type(), 'report': m.get_param('report-ty
     const r = await send('', ['<bob@example.test> NOTIFY=SUCCESS']);
     expect(r.data).toBe(250);
     expect(await gw.mailbox('bob')).toHaveLength(1);
+    await settle(); // a report goes out in the background: give a wrong one time to show
     expect(await gw.mailbox('postmaster')).toEqual([]);
     expect(gw.logs.filter((l) => String(l.msg).includes('delivery report'))).toEqual([]);
   });
@@ -215,6 +219,7 @@ print(json.dumps({'type': m.get_content_type(), 'report': m.get_param('report-ty
     const r = await send('carol@remote.test', ['<bob@example.test> NOTIFY=SUCCESS']);
     expect(r.data).toBe(250);
     expect(await gw.mailbox('bob')).toHaveLength(1);
+    await until(async () => gw!.logs.some((l) => l.msg === 'delivery report not taken'));
     const warning = gw.logs.find((l) => l.msg === 'delivery report not taken');
     expect(warning).toMatchObject({ level: 'warn', to: 'carol@remote.test', recipients: ['bob@example.test'] });
     expect((warning!.reply as { code: number }).code).toBeGreaterThanOrEqual(500);
@@ -237,6 +242,7 @@ print(json.dumps({'type': m.get_content_type(), 'report': m.get_param('report-ty
     } finally {
       c.close();
     }
+    await settle(); // a report goes out in the background: give a wrong one time to show
     expect(await gw.mailbox('alice')).toEqual([]);
     expect(gw.logs.filter((l) => String(l.msg).includes('delivery report'))).toEqual([]);
   });
@@ -265,3 +271,14 @@ describe('successNotices', () => {
     expect(successNotices(tx, [rcpt])).toEqual([]);
   });
 });
+
+/** Long enough for a report handed over in the background to be delivered and logged. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 300));
+}
+
+/** The messages in `user`'s Maildir once there is one (a report is delivered in the background). */
+async function arrived(user: string): Promise<StoredMessage[]> {
+  await until(async () => (await gw!.mailbox(user)).length > 0);
+  return gw!.mailbox(user);
+}
