@@ -29,6 +29,8 @@ afterAll(async () => {
 
 /** 400 000 characters: quadratic work on it is ~10^11 steps, linear work a millisecond. */
 const RUN = 400_000;
+/** In a header: the core refuses a header section over 256 KiB (552) before any plugin; 200 000 is still ~10^10 steps when quadratic. */
+const HEADER_RUN = 200_000;
 
 /** One message through a gateway with every content check on (Bayes classifies from the first message). */
 async function scan(raw: string) {
@@ -57,14 +59,14 @@ describe('hostile content does not stall the gateway', () => {
     expect(r.spam!.contentChecked).toBe(true);
   }, 20_000);
 
-  it('a From: header of 400 000 address characters (Bayes tokenizer address search)', async () => {
-    const r = await scan(message({ from: 'a'.repeat(RUN) }));
+  it('a From: header of 200 000 address characters (Bayes tokenizer address search)', async () => {
+    const r = await scan(message({ from: 'a'.repeat(HEADER_RUN) }));
     expect(r.final).toMatch(/^250 /);
     expect(r.spam!.contentChecked).toBe(true);
   }, 20_000);
 
-  it('To:, Reply-To: and Message-ID: of 100 000 characters each', async () => {
-    const long = 'b'.repeat(100_000);
+  it('Cc:, Reply-To:, Sender: and Return-Path: of 50 000 characters each', async () => {
+    const long = 'b'.repeat(HEADER_RUN / 4);
     const r = await scan(message({ headers: [`Cc: ${long}`, `Reply-To: ${long}`, `Sender: ${long}`, `Return-Path: ${long}`] }));
     expect(r.final).toMatch(/^250 /);
   }, 20_000);
