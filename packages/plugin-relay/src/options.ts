@@ -64,7 +64,7 @@ export const relayOptionsSchema = z.strictObject({
   tls: tlsMode.default('opportunistic'),
   /** Verify MX server certificates. Default false (opportunistic TLS is unauthenticated, RFC 7435). */
   tlsVerify: z.boolean().default(false),
-  /** Concurrent deliveries (SMTP transactions) in total and per destination domain. */
+  /** Concurrent deliveries (SMTP transactions) in total and per destination (a recipient domain, or the smarthost). */
   concurrency: z.number().int().min(1).default(20),
   perDestination: z.number().int().min(1).default(5),
   /** Most recipients per SMTP transaction (RFC 5321 §4.5.3.1.8: servers must take 100). */

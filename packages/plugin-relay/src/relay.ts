@@ -220,7 +220,18 @@ export class Relay {
     return this.running < this.options.concurrency && (this.perDomain.get(domain) ?? 0) < this.options.perDestination;
   }
 
-  /** A delivery slot (global and per destination domain); FIFO among waiters that fit. */
+  /**
+   * Where a domain's mail goes, as the key that groups recipients into one transaction
+   * and counts `perDestination`: every domain without a route of its own goes to the
+   * smarthost when there is one, so they share its transactions (Postfix groups by next
+   * hop too); otherwise the domain (its MX, its route, or our own storage).
+   */
+  private destinationOf(domain: string): string {
+    if (!this.options.smarthost || this.options.routes[domain] || this.local?.isLocalDomain(domain)) return domain;
+    return SMARTHOST;
+  }
+
+  /** A delivery slot (global and per destination); FIFO among waiters that fit. */
   private async acquire(domain: string): Promise<void> {
     if (this.fits(domain)) return this.take(domain);
     // the slot is taken for us by release() before we are woken
@@ -255,13 +266,15 @@ export class Relay {
     const pending = entry.recipients.filter((r) => r.status === 'pending');
     const groups = new Map<string, QueueRecipient[]>();
     for (const r of pending) {
-      const g = groups.get(r.domain) ?? [];
+      const key = this.destinationOf(r.domain);
+      const g = groups.get(key) ?? [];
       g.push(r);
-      groups.set(r.domain, g);
+      groups.set(key, g);
     }
-    const chunks: Array<[string, QueueRecipient[]]> = [];
+    // [destination (slot key), a domain of the group (what deliver() routes by), recipients]
+    const chunks: Array<[string, string, QueueRecipient[]]> = [];
     const max = this.options.maxRecipientsPerTransaction;
-    for (const [domain, list] of groups) for (let i = 0; i < list.length; i += max) chunks.push([domain, list.slice(i, i + max)]);
+    for (const [key, list] of groups) for (let i = 0; i < list.length; i += max) chunks.push([key, list[0]!.domain, list.slice(i, i + max)]);
 
     entry.attempts++;
     const expired = now - entry.created >= this.options.retry.maxAge;
@@ -276,8 +289,8 @@ export class Relay {
     const persist = () => (writes = writes.then(() => this.store.write(entry)));
 
     await Promise.all(
-      chunks.map(async ([domain, recipients]) => {
-        await this.acquire(domain);
+      chunks.map(async ([destination, domain, recipients]) => {
+        await this.acquire(destination);
         // The slot is held until the result is on disk: after a crash, at most `concurrency`
         // transactions per destination can have been accepted there and not recorded here.
         try {
@@ -332,7 +345,7 @@ export class Relay {
             this.log.info('relay: sent', { id, to: ok.join(','), relay: host, delay: delaySeconds(entry), status: 'sent', response });
           }
         } finally {
-          this.release(domain);
+          this.release(destination);
         }
       }),
     );
@@ -727,6 +740,9 @@ function rcptParams(recipients: QueueRecipient[]): Map<string, string> | undefin
   }
   return map;
 }
+
+/** The destination key of everything sent through the smarthost (a domain name cannot have brackets). */
+const SMARTHOST = '[smarthost]';
 
 /** The "host" of a recipient handed to the gateway's own storage plugins (deliverLocally). */
 const LOCAL_MTA = 'local';
