@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, loadConfigFile, parseConfig, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
-import { formatPath } from './config/issues.js';
+import { ConfigError, loadConfigFile, parseConfig, validateWith, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
+import { formatPath, sortIssues } from './config/issues.js';
 import { didYouMean } from './config/messages.js';
 import type { DnsResolver } from './dns/index.js';
 import { Gateway, markResolved } from './gateway.js';
@@ -26,18 +26,56 @@ export interface LoadGatewayOptions {
  * lines, before any port is opened.
  */
 export async function loadGateway(file: string, options: LoadGatewayOptions = {}): Promise<Gateway> {
-  const { config, source } = await loadConfigFile(file, { ...(options.env ? { env: options.env } : {}), ...(options.overrides ? { overrides: options.overrides } : {}) });
+  const { config, source } = await loadConfigFile(file, { ...(options.env ? { env: options.env } : {}), ...(options.overrides ? { overrides: options.overrides } : {}) }).catch(
+    withPluginIssues,
+  );
   return buildGateway(config, source, options);
+}
+
+/**
+ * The core config was invalid: check the plugins' options as written too, so that one
+ * `mailgate check` lists every problem, not the core's first and the plugins' next time.
+ */
+async function withPluginIssues(error: unknown): Promise<never> {
+  if (!(error instanceof ConfigError) || !error.unchecked || !Array.isArray(error.unchecked.plugins)) throw error;
+  const { plugins, source } = error.unchecked;
+  const issues = [...error.issues];
+  for (const [index, entry] of (plugins as unknown[]).entries()) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { use, with: options, enabled } = entry as { use?: unknown; with?: unknown; enabled?: unknown };
+    // An entry the core already found wrong (no `use`, a bad key) says enough.
+    if (typeof use !== 'string' || enabled === false || error.issues.some((i) => i.path[0] === 'plugins' && i.path[1] === index)) continue;
+    const path = ['plugins', index, 'use'];
+    let plugin: PluginDefinition;
+    try {
+      plugin = await importPlugin(use, source.dir);
+    } catch (cause) {
+      issues.push({ path, pathText: formatPath(path), message: errorMessage(cause), ...source.locate(path), ...(source.file ? { file: source.file } : {}) });
+      continue;
+    }
+    if (!plugin.options) continue;
+    try {
+      validateWith(plugin.options, options ?? {}, source, ['plugins', index, 'with']);
+    } catch (invalid) {
+      if (invalid instanceof ConfigError) issues.push(...invalid.issues);
+    }
+  }
+  throw new ConfigError(sortIssues(issues), error.file);
 }
 
 /** Same as loadGateway, from YAML text (tests, `mailgate check -`). */
 export async function gatewayFromYaml(text: string, options: LoadGatewayOptions & { file?: string } = {}): Promise<Gateway> {
-  const { config, source } = parseConfig(text, {
-    ...(options.file ? { file: options.file } : {}),
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.overrides ? { overrides: options.overrides } : {}),
-  });
-  return buildGateway(config, source, options);
+  let loaded: ReturnType<typeof parseConfig>;
+  try {
+    loaded = parseConfig(text, {
+      ...(options.file ? { file: options.file } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.overrides ? { overrides: options.overrides } : {}),
+    });
+  } catch (error) {
+    return withPluginIssues(error);
+  }
+  return buildGateway(loaded.config, loaded.source, options);
 }
 
 async function buildGateway(config: Gateway['config'], source: ConfigSource, options: LoadGatewayOptions): Promise<Gateway> {

@@ -1,4 +1,5 @@
 /** Configuration problems as reported to the admin: what, where (key path, file, line, column). */
+import type { ConfigSource } from './load.js';
 
 export interface ConfigIssue {
   path: (string | number)[];
@@ -37,6 +38,11 @@ function formatIssue(issue: ConfigIssue): string {
 export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
   readonly file?: string;
+  /**
+   * Set when the core config was invalid: the `plugins:` list as written and where it
+   * came from, whose options nobody has checked yet (the loader does, to report all).
+   */
+  unchecked?: { plugins: unknown; source: ConfigSource };
 
   constructor(issues: ConfigIssue[], file?: string) {
     super(formatIssues(issues));

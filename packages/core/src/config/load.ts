@@ -78,6 +78,9 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Loa
     const config = validateWith(coreConfigSchema, data, source, []);
     return { config: resolvePaths(config, source.dir), source };
   } catch (error) {
+    // The plugin list as written goes with the error, so the loader can check every
+    // plugin's options too and report all problems at once, not in rounds.
+    if (error instanceof ConfigError) Object.assign(error, { unchecked: { plugins: isPlainObject(data) ? data.plugins : undefined, source } });
     if (!(error instanceof ConfigError) || overridden.length === 0) throw error;
     // Say where a bad value came from, or the admin will search the file for it in vain.
     const issues = error.issues.map((i) => {
@@ -85,7 +88,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Loa
       const { file: _file, ...rest } = i;
       return { ...rest, message: `${i.message} (from overrides)` };
     });
-    throw new ConfigError(issues, file);
+    throw Object.assign(new ConfigError(issues, file), { unchecked: (error as ConfigError).unchecked });
   }
 }
 

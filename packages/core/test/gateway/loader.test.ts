@@ -26,4 +26,14 @@ describe('plugin loading from YAML', () => {
     expect(message).toMatch(/plugins\[1\]\.use: cannot find plugin "plugin-acl" \(did you mean "@mailgate\/plugin-acl"\?\)/);
     expect(message).toMatch(/plugins\[2\]\.use: cannot find plugin "discrad" \(did you mean "discard"\?\)/);
   });
+
+  it("reports the core's and the plugins' problems together, in file order", async () => {
+    const yaml = ['limits:', '  maxRecipents: 5', 'plugins:', '  - use: discard', '    with: { domain: [example.test] }', '  - use: no-such-plugin'].join('\n');
+    const error = await gatewayFromYaml(yaml, { file: 'gw.yaml', logger: silentLogger }).catch((e: unknown) => e);
+    expect((error as ConfigError).message.split('\n')).toEqual([
+      expect.stringMatching(/^gw\.yaml:2:3: limits\.maxRecipents: unknown key/),
+      expect.stringMatching(/^gw\.yaml:5:\d+: plugins\[0\]\.with\.domain: unknown key.*domains/),
+      expect.stringMatching(/^gw\.yaml:6:\d+: plugins\[1\]\.use: cannot find plugin "no-such-plugin"/),
+    ]);
+  });
 });
