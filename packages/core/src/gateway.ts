@@ -59,6 +59,12 @@ export class Gateway implements PluginGatewayView {
   private readonly pluginNames = new Set<string>();
   /** submit() calls in progress: shutdown lets them finish before the plugins close. */
   private readonly submissions = new Set<Promise<SubmitResult>>();
+  /**
+   * Set once the client sessions are gone, just before the plugins close: from then on
+   * submit() answers 421. Not earlier: a session finishing during the drain still sends
+   * its reports (a delivered DSN) through submit().
+   */
+  private submissionsClosed = false;
   private readonly engineOptions: EngineOptions;
   private readonly source: ConfigSource | undefined;
   private dnsResolver: DnsResolver | undefined;
@@ -263,7 +269,9 @@ export class Gateway implements PluginGatewayView {
     while (this.table.all.size > 0 && Date.now() < deadline) await sleep(50);
     for (const connection of this.table.all) connection.destroy();
     while (this.table.all.size > 0) await sleep(10);
-    await Promise.allSettled([...this.submissions]);
+    // A submission may start another (a report about a bounce): wait until none is left.
+    while (this.submissions.size > 0) await Promise.allSettled([...this.submissions]);
+    this.submissionsClosed = true;
     for (const close of this.closers.reverse()) {
       try {
         await close();
@@ -297,20 +305,18 @@ export class Gateway implements PluginGatewayView {
    * else). No client-policy hook runs (see `Session.internal`). Resolves once the
    * message was taken (`queued`) or refused, with the reply that decided.
    */
-  async submit(options: SubmitOptions): Promise<SubmitResult> {
-    if (this.closed) return { id: undefined, queued: false, accepted: [], refused: [], reply: { code: 421, enhanced: '4.3.2', text: `${this.hostname} Service shutting down, try again later` } };
-    await this.spool.init();
+  submit(options: SubmitOptions): Promise<SubmitResult> {
+    if (this.submissionsClosed) {
+      return Promise.resolve({ id: undefined, queued: false, accepted: [], refused: [], reply: { code: 421, enhanced: '4.3.2', text: `${this.hostname} Service shutting down, try again later` } });
+    }
     // Not openSession(): a submission (from a plugin's start-up, before listen()) must not
     // close the hooks, and only this path may mark a session internal.
     const open = (io: EngineIO) =>
       new SmtpSession(this.engineContext(false), io, { id: `I${nextSessionId()}`, remoteAddress: '127.0.0.1', remotePort: 0, localAddress: '127.0.0.1', localPort: 0, internal: true });
-    const run = submitMessage(open, this.hostname, options);
+    // Registered at once (before any await), so a shutdown starting meanwhile waits for it.
+    const run = this.spool.init().then(() => submitMessage(open, this.hostname, options));
     this.submissions.add(run);
-    try {
-      return await run;
-    } finally {
-      this.submissions.delete(run);
-    }
+    return run.finally(() => this.submissions.delete(run));
   }
 
   private engineContext(tlsAvailable: boolean): EngineContext {

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfigFile, parseConfig, validateWith, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
 import { formatPath, sortIssues } from './config/issues.js';
 import { didYouMean } from './config/messages.js';
+import { pluginSchema } from './config/schema.js';
 import type { DnsResolver } from './dns/index.js';
 import { Gateway, markResolved } from './gateway.js';
 import { errorMessage } from './hooks.js';
@@ -40,11 +41,11 @@ async function withPluginIssues(error: unknown): Promise<never> {
   if (!(error instanceof ConfigError) || !error.unchecked || !Array.isArray(error.unchecked.plugins)) throw error;
   const { plugins, source } = error.unchecked;
   const issues = [...error.issues];
-  for (const [index, entry] of (plugins as unknown[]).entries()) {
-    if (typeof entry !== 'object' || entry === null) continue;
-    const { use, with: options, enabled } = entry as { use?: unknown; with?: unknown; enabled?: unknown };
+  for (const [index, raw] of (plugins as unknown[]).entries()) {
     // An entry the core already found wrong (no `use`, a bad key) says enough.
-    if (typeof use !== 'string' || enabled === false || error.issues.some((i) => i.path[0] === 'plugins' && i.path[1] === index)) continue;
+    const parsed = pluginSchema.safeParse(raw);
+    if (!parsed.success || !parsed.data.enabled || error.issues.some((i) => i.path[0] === 'plugins' && i.path[1] === index)) continue;
+    const { use, with: options } = parsed.data;
     const path = ['plugins', index, 'use'];
     let plugin: PluginDefinition;
     try {

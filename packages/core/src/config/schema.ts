@@ -141,7 +141,7 @@ const logSchema = z.strictObject({
   format: z.enum(['json', 'pretty']).default('json'),
 });
 
-const pluginSchema = z.strictObject({
+export const pluginSchema = z.strictObject({
   /** A package name, a path like ./plugins/x.js (relative to the config file), or a built-in name. */
   use: nonEmpty('a plugin name or path'),
   /** Checked later against the plugin's own schema; absent or empty means {}. */

@@ -36,7 +36,9 @@ export class HeaderSizeCheck {
       return;
     }
     this.seen += chunk.length;
-    if (this.seen > this.limit) this.state = 'too-big';
+    // At exactly the limit without the empty line the last field may be cut short where
+    // removeHeaders() reads, so it cannot be relied on: refused too.
+    if (this.seen >= this.limit) this.state = 'too-big';
     else this.tail = (window.length >= 3 ? window : seam).subarray(-3);
   }
 

@@ -161,7 +161,7 @@ describe('gateway.submit (the gateway\'s own mail)', () => {
     expect(stored[0]!.recipients).toEqual(['a@local.test']);
   });
 
-  it('works before listen() without closing the hooks, and answers 421 once the gateway is closing', async () => {
+  it('works before listen() without closing the hooks; during the drain of a shutdown it still works (and is waited for), after it 421', async () => {
     const { createGateway, silentLogger } = await import('@mailgate/core');
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
@@ -173,8 +173,11 @@ describe('gateway.submit (the gateway\'s own mail)', () => {
     gateway.hooks.rcpt.tap('late but before listen', () => undefined);
     await gateway.listen();
     const closing = gateway.close();
-    expect((await gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) })).reply).toMatchObject({ code: 421, enhanced: '4.3.2' });
+    // a session finishing while the gateway drains still sends its reports
+    const during = gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) });
     await closing;
-    expect(stored).toHaveLength(1);
+    expect(stored).toHaveLength(2); // the shutdown waited for it before closing the plugins
+    expect((await during).queued).toBe(true);
+    expect((await gateway.submit({ sender: '', recipients: ['a@local.test'], body: Buffer.from(message) })).reply).toMatchObject({ code: 421, enhanced: '4.3.2' });
   });
 });

@@ -24,8 +24,10 @@ describe('HeaderSizeCheck', () => {
     expect(check([Buffer.from('\r'), Buffer.from('\nbody')], 4).state).toBe('ended');
   });
 
-  it('without an empty line: too big only past the limit', () => {
+  it('without an empty line: too big from the limit on (at exactly the limit removeHeaders() cannot tell whether its last field is whole)', () => {
     expect(check([Buffer.from('a: b\r\n'.repeat(10))], 100).state).toBe('open');
+    expect(check([Buffer.from('a'.repeat(99))], 100).state).toBe('open');
+    expect(check([Buffer.from('a'.repeat(100))], 100).tooBig).toBe(true);
     expect(check([Buffer.from('a: b\r\n'.repeat(20))], 100).tooBig).toBe(true);
   });
 
