@@ -216,8 +216,11 @@ export class Relay {
     this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
   }
 
-  private fits(domain: string): boolean {
-    return this.running < this.options.concurrency && (this.perDomain.get(domain) ?? 0) < this.options.perDestination;
+  private fits(destination: string): boolean {
+    // The smarthost carries every domain without a route: it gets the whole `concurrency`
+    // (what the per-domain slots together allowed it before), like Postfix's relayhost.
+    const limit = destination === SMARTHOST ? this.options.concurrency : this.options.perDestination;
+    return this.running < this.options.concurrency && (this.perDomain.get(destination) ?? 0) < limit;
   }
 
   /**
@@ -227,7 +230,7 @@ export class Relay {
    * hop too); otherwise the domain (its MX, its route, or our own storage).
    */
   private destinationOf(domain: string): string {
-    if (!this.options.smarthost || this.options.routes[domain] || this.local?.isLocalDomain(domain)) return domain;
+    if (!this.options.smarthost || Object.hasOwn(this.options.routes, domain) || this.local?.isLocalDomain(domain)) return domain;
     return SMARTHOST;
   }
 
@@ -562,7 +565,7 @@ export class Relay {
   }
 
   private isSelf(hop: Hop): boolean {
-    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && !this.options.routes[hop.name];
+    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && !Object.hasOwn(this.options.routes, hop.name);
   }
 
   /**

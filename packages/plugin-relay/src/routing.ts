@@ -74,7 +74,7 @@ export function orderMx(records: Array<{ exchange: string; priority: number }>):
 }
 
 export async function route(domain: string, options: RelayOptions, dns: DnsResolver): Promise<Route> {
-  const configured = options.routes[domain] ?? options.smarthost;
+  const configured = (Object.hasOwn(options.routes, domain) ? options.routes[domain] : undefined) ?? options.smarthost;
   if (configured) {
     const defaultPort = configured.implicitTls ? 465 : options.port;
     const { host, port } = splitHostPort(configured.host, defaultPort);

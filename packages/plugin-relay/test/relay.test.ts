@@ -264,6 +264,16 @@ describe('relay: smarthost and connection reuse', () => {
     expect(hub.messages[0]!.tls).toBe(true);
   });
 
+  it('groups by next hop: the domains going to the smarthost share a transaction, a routed domain has its own', async () => {
+    const hub = await receiver();
+    const routed = await receiver();
+    const r = await relayer({ smarthost: { host: `127.0.0.1:${hub.port}`, tls: 'none' }, routes: { 'routed.test': { host: `127.0.0.1:${routed.port}`, tls: 'none' } } });
+    await sendMail(r.gw.port, 'alice@sender.test', ['a@one.example', 'c@routed.test', 'b@two.example'], message('grouped'));
+    await waitFor(() => r.events.delivered.length === 2, 10_000, 'two deliveries');
+    expect(hub.messages.map((m) => m.to)).toEqual([['a@one.example', 'b@two.example']]);
+    expect(routed.messages.map((m) => m.to)).toEqual([['c@routed.test']]);
+  });
+
   it('smarthost with wrong credentials defers (never bounces)', async () => {
     const hub = await receiver({ tls: cert, auth: { user: 'relayuser', pass: 's3cret' } });
     const r = await relayer({ smarthost: { host: `127.0.0.1:${hub.port}`, tls: 'required', auth: { user: 'relayuser', pass: 'wrong' } } });
