@@ -251,7 +251,7 @@ async function sendDeliveredReport(gateway: PluginGatewayView, log: Logger, tx: 
         else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
       },
       (error: unknown) => log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error }),
-    );
+    ).catch(() => undefined); // a logger that throws must not become an unhandled rejection
   } catch (error) {
     log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error });
   }
