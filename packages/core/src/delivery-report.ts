@@ -116,12 +116,26 @@ async function readHead(original: ReportedMessage, limit: number): Promise<Buffe
   }
 }
 
-/** The header section of a message (up to the first empty line, at most 64 KiB), as latin1 with CRLF line ends. */
+/**
+ * The header fields at the top of a message, as latin1 with CRLF line ends: up to the
+ * first line that is neither a field nor a field's continuation (the empty line, or text
+ * a sender put there without one), at most 64 KiB and only whole lines. Like Postfix's
+ * cleanup: what goes back in a report is headers, never body text a sender can make a
+ * report carry to whoever it names as the sender.
+ */
 export async function readHeaderSection(original: ReportedMessage): Promise<string> {
-  const text = (await readHead(original, HEADER_LIMIT)).toString('latin1');
-  const end = text.search(/\r?\n\r?\n/);
-  const head = end >= 0 ? text.slice(0, end) : text;
-  return head.replace(/\r?\n/g, '\r\n');
+  const bytes = await readHead(original, HEADER_LIMIT);
+  const lines = bytes.toString('latin1').split(/\r?\n/);
+  // Read up to the limit: the last line may be cut short, and without its end it is not whole.
+  if (bytes.length >= HEADER_LIMIT) lines.pop();
+  const kept: string[] = [];
+  for (const line of lines) {
+    const field = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/.test(line);
+    const continuation = kept.length > 0 && /^[ \t]/.test(line);
+    if (!field && !continuation) break;
+    kept.push(line);
+  }
+  return kept.join('\r\n');
 }
 
 /** The Original-Recipient value (RFC 3464 §2.3.1; RFC 6533 §3 for `utf-8`, kept ASCII). */

@@ -43,8 +43,9 @@ export type OpenInternalSession = (io: EngineIO) => SmtpSession;
 export async function submitMessage(open: OpenInternalSession, hostname: string, options: SubmitOptions): Promise<SubmitResult> {
   const smtputf8 = [options.sender, ...options.recipients].some((a) => /[^\x00-\x7f]/.test(a));
   for (const address of [options.sender, ...options.recipients]) {
-    // An address is put into a command line: it must not carry a line of its own.
-    if (/[\r\n<>]/.test(address)) throw new TypeError(`submit(): not an address: ${JSON.stringify(address)}`);
+    // An address is put into a command line: it must not carry a line of its own. (A quoted
+    // local part may hold < and >: the engine parses it like any client's.)
+    if (/[\r\n\0]/.test(address)) throw new TypeError(`submit(): not an address: ${JSON.stringify(address)}`);
   }
   const bodyType = options.bodyType ?? (Buffer.isBuffer(options.body) && options.body.some((b) => b > 0x7f) ? '8BITMIME' : '7BIT');
   const dialogue = new InternalDialogue(open);

@@ -816,7 +816,7 @@ export class SmtpSession implements Session {
       reply = TOO_BIG;
     } else if (this.headerSize?.tooBig) {
       await this.abortBody();
-      reply = { code: 552, enhanced: '5.6.0', text: `Message header section too large (at most ${MAX_HEADER_SECTION} bytes before the empty line)` };
+      reply = { code: 552, enhanced: '5.6.0', text: `Message header section too large (it and the empty line after it must fit in ${MAX_HEADER_SECTION} bytes)` };
     } else if (violation) {
       await this.abortBody();
       reply = {

@@ -64,7 +64,7 @@ describe('the size of the header section', () => {
     await s.send(envelope('a@b.test', 'u@example.test'));
     const filler = `X-Filler: ${'x'.repeat(70)}\r\n`.repeat(Math.ceil((256 * 1024) / 82) + 10);
     const out = await s.send(`${filler}Authentication-Results: mx.test; dmarc=pass\r\n\r\nbody\r\n.\r\n`);
-    expect(out).toBe('552 5.6.0 Message header section too large (at most 262144 bytes before the empty line)\r\n');
+    expect(out).toBe('552 5.6.0 Message header section too large (it and the empty line after it must fit in 262144 bytes)\r\n');
     expect(stored).toEqual([]);
     expect(s.closed).toBe(false);
   });

@@ -145,6 +145,14 @@ describe('gateway.submit (the gateway\'s own mail)', () => {
     expect(result).toMatchObject({ queued: false, accepted: [], reply: { code: 451, text: 'disk full' } });
   });
 
+  it('takes a quoted local part with < and > (the engine parses it like any client\'s)', async () => {
+    const stored: Stored[] = [];
+    const gateway = await start((g) => g.use(storagePlugin('local.test', stored, [])));
+    const result = await gateway.submit({ sender: '"a<b> c"@remote.test', recipients: ['a@local.test'], body: Buffer.from(message) });
+    expect(result.queued).toBe(true);
+    expect(stored[0]!.tx.senderText).toBe('"a<b> c"@remote.test');
+  });
+
   it('rejects an address that would inject a command line', async () => {
     const gateway = await start((g) => g.use(storagePlugin('local.test', [], [])));
     await expect(gateway.submit({ sender: '', recipients: ['a@local.test>\r\nRCPT TO:<b@x'], body: Buffer.from(message) })).rejects.toThrow(TypeError);
