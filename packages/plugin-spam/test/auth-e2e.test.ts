@@ -6,26 +6,18 @@
  */
 import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig, silentLogger, type DnsResolver } from '@mailgate/core';
-import { startTestGateway, type TestDnsServer } from '@mailgate/core/testing';
+import { describe, expect, it } from 'vitest';
+import { resolveConfig, silentLogger } from '@mailgate/core';
+import { startTestGateway } from '@mailgate/core/testing';
 import { authResultsValue } from '../src/auth/index.js';
 import { spamCommand } from '../src/commands.js';
 import { spamOptionsSchema, spamPlugin, type SpamOptionsInput } from '../src/index.js';
-import { mail, sign, startAuthDns } from './auth-helpers.js';
+import { mail, sign, useAuthDns } from './auth-helpers.js';
 import { authAnyone, captureStorage, headerOf, type Stored } from './helpers.js';
 
 type TransportOptions = Parameters<typeof nodemailer.createTransport>[0];
 
-let dns: { server: TestDnsServer; resolver: DnsResolver };
-const cleanups: Array<() => Promise<void>> = [];
-beforeAll(async () => {
-  dns = await startAuthDns();
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await dns.server.close();
-});
+const { dns, cleanups } = useAuthDns();
 
 async function start(options: SpamOptionsInput = {}): Promise<{ port: number; stored: Stored[] }> {
   const capture = captureStorage();

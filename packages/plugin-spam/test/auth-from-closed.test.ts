@@ -9,25 +9,17 @@
  * And the content parser's field cap must not hide From:/Subject:/Date: from the rules.
  */
 import nodemailer from 'nodemailer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger, type DnsResolver } from '@mailgate/core';
-import { startTestGateway, type TestDnsServer } from '@mailgate/core/testing';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '@mailgate/core';
+import { startTestGateway } from '@mailgate/core/testing';
 import { MAX_DOMAINS, MAX_FROM_BYTES, MAX_HEADER_LINES, evaluateDmarc, mailauthResolver, verifyDkim } from '../src/auth/index.js';
 import { SpamChecks } from '../src/checks.js';
 import { MAX_HEADER_FIELDS, parseContent } from '../src/content.js';
 import { spamOptionsSchema, spamPlugin } from '../src/index.js';
-import { mail, sign, startAuthDns } from './auth-helpers.js';
+import { mail, sign, useAuthDns } from './auth-helpers.js';
 import { authAnyone, captureStorage } from './helpers.js';
 
-let dns: { server: TestDnsServer; resolver: DnsResolver };
-const cleanups: Array<() => Promise<void>> = [];
-beforeAll(async () => {
-  dns = await startAuthDns();
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  await dns.server.close();
-});
+const { dns, cleanups } = useAuthDns();
 
 const checks = () => new SpamChecks(spamOptionsSchema.parse({}), dns.resolver, silentLogger, undefined);
 const authOf = (raw: string) => checks().authentication(Buffer.from(raw), undefined);

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DnsResolver } from '@mailgate/core';
 import { startTestDnsServer, type TestDnsServer, type TestZone } from '@mailgate/core/testing';
+import { afterAll, beforeAll } from 'vitest';
 import { dkimSign } from '../src/auth/mailauth.js';
 import { SHARED_DATA } from './helpers.js';
 
@@ -96,6 +97,33 @@ export async function startAuthDns(extra: TestZone = {}): Promise<{ server: Test
   const server = await startTestDnsServer({ ...authZone(), ...extra });
   const resolver = new DnsResolver({ servers: [server.address], timeout: 2000, retries: 2 });
   return { server, resolver };
+}
+
+/**
+ * A test file's fixture: the auth DNS server for the whole file (`dns.server`,
+ * `dns.resolver`), and cleanups (gateways) run after all its tests, newest first.
+ */
+export function useAuthDns(): { readonly dns: { server: TestDnsServer; resolver: DnsResolver }; readonly cleanups: Array<() => Promise<void>> } {
+  let started: { server: TestDnsServer; resolver: DnsResolver } | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    started = await startAuthDns();
+  });
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await started?.server.close();
+  });
+  const dns = {
+    get server() {
+      if (!started) throw new Error('the auth DNS server starts in beforeAll');
+      return started.server;
+    },
+    get resolver() {
+      if (!started) throw new Error('the auth DNS server starts in beforeAll');
+      return started.resolver;
+    },
+  };
+  return { dns, cleanups };
 }
 
 export interface SignWith {
