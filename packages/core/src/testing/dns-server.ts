@@ -18,7 +18,7 @@
  * authority section so negative caching (RFC 2308) can be tested.
  */
 import dgram from 'node:dgram';
-import net from 'node:net';
+import { listenDns, type DnsListener } from './dns-listener.js';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
 
@@ -130,7 +130,6 @@ export async function startTestDnsServer(zone: TestZone = {}, options: TestDnsSe
   const seenCount = new Map<string, number>();
   const queries: TestDnsQuery[] = [];
   const timers = new Set<NodeJS.Timeout>();
-  const connections = new Set<net.Socket>();
 
   /** a name exists if it has an entry or some name below it does (empty non-terminal) */
   const exists = (name: string): boolean => {
@@ -236,8 +235,6 @@ export async function startTestDnsServer(zone: TestZone = {}, options: TestDnsSe
     return { entry, packet: { ...header, flags: flags(NOERROR), answers, authorities: negative ? soaFor(current) : [] } };
   };
 
-  let udp: dgram.Socket | undefined;
-  let tcp: net.Server | undefined;
   const decoySocket = dgram.createSocket('udp4');
   await new Promise<void>((resolve, reject) => {
     decoySocket.once('error', reject);
@@ -312,58 +309,14 @@ export async function startTestDnsServer(zone: TestZone = {}, options: TestDnsSe
     later(delay, () => send(wire));
   };
 
-  // UDP and TCP on the same port: bind UDP to an ephemeral port, then try TCP on it.
-  for (let attempt = 0; attempt < 20 && !tcp; attempt++) {
-    const u = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      u.once('error', reject);
-      u.bind(0, '127.0.0.1', () => resolve());
-    });
-    const port = u.address().port;
-    const t = net.createServer((socket) => {
-      connections.add(socket);
-      let buffered = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        buffered = Buffer.concat([buffered, chunk]);
-        while (buffered.length >= 2) {
-          const length = buffered.readUInt16BE(0);
-          if (buffered.length < 2 + length) break;
-          const msg = buffered.subarray(2, 2 + length);
-          buffered = buffered.subarray(2 + length);
-          handle(msg, 'tcp', (out) => {
-            if (socket.destroyed) return;
-            const prefix = Buffer.alloc(2);
-            prefix.writeUInt16BE(out.length);
-            socket.write(Buffer.concat([prefix, out]));
-          });
-        }
-      });
-      socket.on('error', () => {}); // a client hanging up early is not a test failure
-      socket.on('close', () => connections.delete(socket));
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        t.once('error', reject);
-        t.listen(port, '127.0.0.1', () => resolve());
-      });
-      udp = u;
-      tcp = t;
-    } catch {
-      u.close(); // the TCP port was taken: try another one
-    }
-  }
-  if (!udp || !tcp) {
+  let listener: DnsListener;
+  try {
+    listener = await listenDns(handle);
+  } catch (error) {
     decoySocket.close();
-    throw new Error('startTestDnsServer: could not get the same free port for UDP and TCP');
+    throw error;
   }
-  const udpSocket = udp;
-  const tcpServer = tcp;
-  udpSocket.on('message', (msg, peer) => {
-    handle(msg, 'udp', (out) => udpSocket.send(out, peer.port, peer.address), peer);
-  });
-  udpSocket.on('error', () => {});
-
-  const port = udpSocket.address().port;
+  const { port } = listener;
   let closing: Promise<void> | undefined;
   return {
     host: '127.0.0.1',
@@ -378,12 +331,7 @@ export async function startTestDnsServer(zone: TestZone = {}, options: TestDnsSe
       closing ??= (async () => {
         for (const t of timers) clearTimeout(t);
         timers.clear();
-        for (const socket of connections) socket.destroy();
-        await Promise.all([
-          new Promise<void>((resolve) => tcpServer.close(() => resolve())),
-          new Promise<void>((resolve) => udpSocket.close(() => resolve())),
-          new Promise<void>((resolve) => decoySocket.close(() => resolve())),
-        ]);
+        await Promise.all([listener.close(), new Promise<void>((resolve) => decoySocket.close(() => resolve()))]);
       })();
       return closing;
     },

@@ -11,13 +11,12 @@
  *     - TIMEOUT                   # questions this name cannot answer from the entries before it get no reply
  *
  * The core's startTestDnsServer cannot do per-type silence, "NONE", latin1 octets or
- * raw SPF-to-TXT copying, hence this helper. Queries are logged so tests can assert what
+ * raw SPF-to-TXT copying, hence these answers; the sockets are the core's (listenDns). Queries are logged so tests can assert what
  * was (not) asked.
  */
-import dgram from 'node:dgram';
-import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Question } from 'dns-packet';
+import { listenDns } from '@mailgate/core/testing';
 
 export type SuiteRecord = string | Record<string, unknown>;
 export type SuiteZone = Record<string, SuiteRecord[]>;
@@ -101,7 +100,6 @@ function rr(owner: string, entry: Entry): Answer | undefined {
 export async function startZoneServer(zone: SuiteZone): Promise<ZoneServer> {
   const names = compile(zone);
   const queries: string[] = [];
-  const connections = new Set<net.Socket>();
 
   const exists = (name: string): boolean => {
     if (names.has(name)) return true;
@@ -180,57 +178,9 @@ export async function startZoneServer(zone: SuiteZone): Promise<ZoneServer> {
     return dnsPacket.encode({ type: 'response', id: query.id ?? 0, flags: dnsPacket.TRUNCATED_RESPONSE | dnsPacket.RECURSION_AVAILABLE, questions: [q] });
   };
 
-  // UDP and TCP on the same port: bind UDP to an ephemeral port, then try TCP on it
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(0, '127.0.0.1', () => resolve());
-    });
-    const port = udp.address().port;
-    const tcp = net.createServer((socket) => {
-      connections.add(socket);
-      let buffered = Buffer.alloc(0);
-      socket.on('data', (chunk: Buffer) => {
-        buffered = Buffer.concat([buffered, chunk]);
-        while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-          const msg = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
-          buffered = buffered.subarray(2 + msg.length);
-          const out = handle(msg, false);
-          if (!out || socket.destroyed) continue;
-          const prefix = Buffer.alloc(2);
-          prefix.writeUInt16BE(out.length);
-          socket.write(Buffer.concat([prefix, out]));
-        }
-      });
-      socket.on('error', () => {});
-      socket.on('close', () => connections.delete(socket));
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(port, '127.0.0.1', () => resolve());
-      });
-    } catch {
-      udp.close();
-      continue;
-    }
-    udp.on('message', (msg, peer) => {
-      const out = handle(msg, true);
-      if (out) udp.send(out, peer.port, peer.address);
-    });
-    udp.on('error', () => {});
-    return {
-      address: `127.0.0.1:${port}`,
-      queries,
-      async close() {
-        for (const socket of connections) socket.destroy();
-        await Promise.all([
-          new Promise<void>((resolve) => tcp.close(() => resolve())),
-          new Promise<void>((resolve) => udp.close(() => resolve())),
-        ]);
-      },
-    };
-  }
-  throw new Error('startZoneServer: could not get the same free port for UDP and TCP');
+  const listener = await listenDns((msg, transport, send) => {
+    const out = handle(msg, transport === 'udp');
+    if (out) send(out);
+  });
+  return { address: listener.address, queries, close: () => listener.close() };
 }
