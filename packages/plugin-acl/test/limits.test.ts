@@ -62,22 +62,11 @@ describe('limits over loopback', () => {
     }
   });
 
-  it('limits.ipv6PrefixLength: 128 counts every IPv6 address on its own', async () => {
-    const gw = await startAcl({ limits: { connectionsPerIp: 1, ipv6PrefixLength: 128 } });
-    try {
-      const a = new TestSession(gw.gateway, { remoteAddress: '2001:db8::1' });
-      const b = new TestSession(gw.gateway, { remoteAddress: '2001:db8::2' });
-      expect((await a.start()).slice(0, 3)).toBe('220');
-      expect((await b.start()).slice(0, 3)).toBe('220');
-      await a.end();
-      await b.end();
-    } finally {
-      await gw.close();
-    }
-  });
-
-  it("limits.ipv6PrefixLength defaults to the core's: the ACL counts the clients the core counts", async () => {
-    const gw = await startAcl({ limits: { connectionsPerIp: 1 } }, { limits: { ipv6PrefixLength: 128 } });
+  it.each([
+    ['limits.ipv6PrefixLength: 128 counts every IPv6 address on its own', { connectionsPerIp: 1, ipv6PrefixLength: 128 }, {}],
+    ["limits.ipv6PrefixLength defaults to the core's: the ACL counts the clients the core counts", { connectionsPerIp: 1 }, { limits: { ipv6PrefixLength: 128 } }],
+  ] as const)('%s', async (_what, limits, core) => {
+    const gw = await startAcl({ limits }, core);
     try {
       const a = new TestSession(gw.gateway, { remoteAddress: '2001:db8::1' });
       const b = new TestSession(gw.gateway, { remoteAddress: '2001:db8::2' });
