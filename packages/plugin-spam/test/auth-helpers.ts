@@ -7,9 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DnsResolver } from '@mailgate/core';
 import { startTestDnsServer, type TestDnsServer, type TestZone } from '@mailgate/core/testing';
-import { afterAll, beforeAll } from 'vitest';
 import { dkimSign } from '../src/auth/mailauth.js';
-import { SHARED_DATA } from './helpers.js';
+import { SHARED_DATA, useDnsFixture } from './helpers.js';
 
 export const DKIM_DIR = resolve(SHARED_DATA, 'dkim');
 export const readDkim = (name: string): Buffer => readFileSync(resolve(DKIM_DIR, name));
@@ -99,32 +98,8 @@ export async function startAuthDns(extra: TestZone = {}): Promise<{ server: Test
   return { server, resolver };
 }
 
-/**
- * A test file's fixture: the auth DNS server for the whole file (`dns.server`,
- * `dns.resolver`), and cleanups (gateways) run after all its tests, newest first.
- */
-export function useAuthDns(): { readonly dns: { server: TestDnsServer; resolver: DnsResolver }; readonly cleanups: Array<() => Promise<void>> } {
-  let started: { server: TestDnsServer; resolver: DnsResolver } | undefined;
-  const cleanups: Array<() => Promise<void>> = [];
-  beforeAll(async () => {
-    started = await startAuthDns();
-  });
-  afterAll(async () => {
-    for (const c of cleanups.reverse()) await c();
-    await started?.server.close();
-  });
-  const dns = {
-    get server() {
-      if (!started) throw new Error('the auth DNS server starts in beforeAll');
-      return started.server;
-    },
-    get resolver() {
-      if (!started) throw new Error('the auth DNS server starts in beforeAll');
-      return started.resolver;
-    },
-  };
-  return { dns, cleanups };
-}
+/** A test file's fixture: the auth DNS server, and cleanups run after its tests (see useDnsFixture). */
+export const useAuthDns = () => useDnsFixture(startAuthDns);
 
 export interface SignWith {
   domain: string;

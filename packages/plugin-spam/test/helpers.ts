@@ -4,8 +4,11 @@
  * storage plugin that claims every recipient and records what it was given; messages.
  */
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { accept, createGateway, definePlugin, DnsResolver, silentLogger, type Gateway, type GatewayConfigInput } from '@mailgate/core';
 import { startTestDnsServer, type TestDnsServer, type TestZone } from '@mailgate/core/testing';
 import { spamPlugin, type SpamOptionsInput, type SpamResult } from '../src/index.js';
@@ -45,7 +48,48 @@ export const SPAM_ZONE: TestZone = {
   'helo.example': { TXT: ['v=spf1 ip4:127.0.0.0/8 -all'] },
 };
 
-export async function startSpamDns(extra: TestZone = {}): Promise<{ server: TestDnsServer; resolver: DnsResolver }> {
+/** A test DNS server and a resolver pointed at it. */
+export interface TestDns {
+  server: TestDnsServer;
+  resolver: DnsResolver;
+}
+
+/**
+ * For a whole test file (or describe block): the DNS server `start` gives, a scratch
+ * directory (`path(name)`), and cleanups (gateways) run after its tests, newest first.
+ */
+export function useDnsFixture(start: () => Promise<TestDns>): { readonly dns: TestDns; readonly cleanups: Array<() => Promise<void>>; path(name: string): string } {
+  let started: TestDns | undefined;
+  let dir: string | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    started = await start();
+    dir = await mkdtemp(join(tmpdir(), 'spam-test-'));
+  });
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await started?.server.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  const need = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the fixture starts in beforeAll');
+    return value;
+  };
+  return {
+    dns: {
+      get server() {
+        return need(started).server;
+      },
+      get resolver() {
+        return need(started).resolver;
+      },
+    },
+    cleanups,
+    path: (name) => join(need(dir), name),
+  };
+}
+
+export async function startSpamDns(extra: TestZone = {}): Promise<TestDns> {
   const server = await startTestDnsServer({ ...SPAM_ZONE, ...extra });
   // Short timeouts: the "slow" zone must cost the tests little.
   const resolver = new DnsResolver({ servers: [server.address], timeout: 300, retries: 1 });

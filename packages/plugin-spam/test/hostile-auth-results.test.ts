@@ -4,24 +4,11 @@
  * followed at once by a comment. Readers (Mail::AuthenticationResults, Python authres,
  * mailauth) see our authserv-id in each; every one must be removed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DnsResolver } from '@mailgate/core';
-import { testSession, type TestDnsServer } from '@mailgate/core/testing';
-import { dataOf, message, spamGateway, startSpamDns, testOptions } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { testSession } from '@mailgate/core/testing';
+import { dataOf, message, spamGateway, startSpamDns, testOptions, useDnsFixture } from './helpers.js';
 
-let dns: { server: TestDnsServer; resolver: DnsResolver };
-let dir: string;
-beforeAll(async () => {
-  dns = await startSpamDns();
-  dir = await mkdtemp(join(tmpdir(), 'spam-hostile-ar-'));
-});
-afterAll(async () => {
-  await dns.server.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dns, path } = useDnsFixture(startSpamDns);
 
 async function stored(body: string): Promise<string> {
   const { gateway, stored } = await spamGateway(dns.resolver, testOptions({}));

@@ -5,27 +5,13 @@
  * minutes (the whole gateway, every session, stood still). After them each takes
  * milliseconds: the tests' own timeout is far above that and far below the old cost.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testSession, type TestDnsServer } from '@mailgate/core/testing';
-import type { DnsResolver } from '@mailgate/core';
+import { describe, expect, it } from 'vitest';
+import { testSession } from '@mailgate/core/testing';
 import { parseContent, tokenize } from '../src/index.js';
 import { receivedAt } from '../src/checks.js';
-import { dataOf, message, spamGateway, startSpamDns, testOptions } from './helpers.js';
+import { dataOf, message, spamGateway, startSpamDns, testOptions, useDnsFixture } from './helpers.js';
 
-let dns: { server: TestDnsServer; resolver: DnsResolver };
-let dir: string;
-
-beforeAll(async () => {
-  dns = await startSpamDns();
-  dir = await mkdtemp(join(tmpdir(), 'spam-hostile-content-'));
-});
-afterAll(async () => {
-  await dns.server.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dns, path } = useDnsFixture(startSpamDns);
 
 /** 400 000 characters: quadratic work on it is ~10^11 steps, linear work a millisecond. */
 const RUN = 400_000;
@@ -34,7 +20,7 @@ const HEADER_RUN = 200_000;
 
 /** One message through a gateway with every content check on (Bayes classifies from the first message). */
 async function scan(raw: string) {
-  const options = testOptions({ rules: {}, bayes: { file: join(dir, 'bayes.db'), minSpam: 0, minHam: 0 } });
+  const options = testOptions({ rules: {}, bayes: { file: path('bayes.db'), minSpam: 0, minHam: 0 } });
   const { gateway, stored } = await spamGateway(dns.resolver, options);
   const s = await testSession(gateway, { remoteAddress: '192.0.2.10' });
   await s.send('EHLO client.example\r\nMAIL FROM:<ann@spf-pass.example>\r\nRCPT TO:<bob@example.test>\r\n');

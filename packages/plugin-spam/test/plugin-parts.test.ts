@@ -3,20 +3,18 @@
  * nothing injected), trusted networks, the Bayes file reload, the one log line per
  * message.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, createLogger, silentLogger, type DnsResolver } from '@mailgate/core';
-import { testSession, type TestDnsServer } from '@mailgate/core/testing';
+import { describe, expect, it } from 'vitest';
+import { createGateway, createLogger, silentLogger } from '@mailgate/core';
+import { testSession } from '@mailgate/core/testing';
 import { BayesFile } from '../src/bayes-file.js';
 import { spamHeaders } from '../src/headers.js';
 import { cidrError, NetworkList } from '../src/networks.js';
 import { readStreamHead } from '../src/read-head.js';
 import { bayesTests, decideAction, DEFAULT_BAYES_SCORES, formatScore, spfTest, DEFAULT_SPF_SCORES, testName, totalScore } from '../src/score.js';
 import { BayesStore, parseContent, spamPlugin } from '../src/index.js';
-import { captureStorage, dataOf, message, startSpamDns, testOptions } from './helpers.js';
+import { captureStorage, dataOf, message, startSpamDns, testOptions, useDnsFixture } from './helpers.js';
 
 describe('points', () => {
   it('Bayes bands as SpamAssassin names them, BAYES_999 on top of BAYES_99', () => {
@@ -118,16 +116,7 @@ describe('reading heads', () => {
 });
 
 describe('with a gateway', () => {
-  let dns: { server: TestDnsServer; resolver: DnsResolver };
-  let dir: string;
-  beforeAll(async () => {
-    dns = await startSpamDns();
-    dir = await mkdtemp(join(tmpdir(), 'spam-parts-'));
-  });
-  afterAll(async () => {
-    await dns.server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { dns, path } = useDnsFixture(startSpamDns);
 
   it('log one structured line per message: score, tests, action', async () => {
     const lines: string[] = [];
@@ -147,7 +136,7 @@ describe('with a gateway', () => {
   });
 
   it('a running gateway picks up a retrained Bayes file', async () => {
-    const file = join(dir, 'reload.db');
+    const file = path('reload.db');
     const handle = await BayesFile.open(file, { reloadInterval: 0, log: silentLogger, store: { minSpam: 1, minHam: 1 } });
     expect((await handle.current()).spamCount).toBe(0);
     const trainer = await BayesStore.open(file, { minSpam: 1, minHam: 1 });

@@ -3,26 +3,14 @@
  * the envelope refusal at RCPT, the verdicts after DATA, the headers, tx.data.spam,
  * skipped clients, DNS trouble, hostile messages.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, createLogger, silentLogger, type DnsResolver } from '@mailgate/core';
-import { testSession, type TestDnsServer } from '@mailgate/core/testing';
+import { describe, expect, it } from 'vitest';
+import { createGateway, createLogger, silentLogger } from '@mailgate/core';
+import { testSession } from '@mailgate/core/testing';
 import { BayesStore, parseContent, spamOptionsSchema, spamPlugin } from '../src/index.js';
-import { dataOf, headerOf, message, spamGateway, startSpamDns, testOptions } from './helpers.js';
+import { dataOf, headerOf, message, spamGateway, startSpamDns, testOptions, useDnsFixture } from './helpers.js';
 
-let dns: { server: TestDnsServer; resolver: DnsResolver };
-let dir: string;
-
-beforeAll(async () => {
-  dns = await startSpamDns();
-  dir = await mkdtemp(join(tmpdir(), 'spam-plugin-'));
-});
-afterAll(async () => {
-  await dns.server.close();
-  await rm(dir, { recursive: true, force: true });
-});
+const { dns, path } = useDnsFixture(startSpamDns);
 
 /** One transaction on bytes; returns every reply and what was stored. */
 async function transact(
@@ -304,7 +292,7 @@ describe('who is not scored', () => {
 
 describe('Bayes', () => {
   it('score BAYES_* bands once enough was learned, and not before', async () => {
-    const file = join(dir, 'bayes.db');
+    const file = path('bayes.db');
     const store = await BayesStore.open(file, { minSpam: 3, minHam: 3 });
     const spams = ['cheap meds online pharmacy discount viagra', 'casino bonus free spins jackpot winner', 'pharmacy discount pills cheap meds order now'];
     const hams = ['the quarterly report is attached for review', 'lunch meeting agenda project status update', 'code review comments for the release branch'];
@@ -323,7 +311,7 @@ describe('Bayes', () => {
   });
 
   it('a corrupt Bayes file is a start-up error naming the option', async () => {
-    const file = join(dir, 'corrupt.db');
+    const file = path('corrupt.db');
     await (await import('node:fs/promises')).writeFile(file, 'this is not a bayes database\n\u0000');
     const gateway = createGateway({ hostname: 'mx.test' }, { logger: silentLogger, dns: dns.resolver });
     await expect(gateway.use(spamPlugin, { bayes: { file } })).rejects.toThrow(/bayes\.file/);
