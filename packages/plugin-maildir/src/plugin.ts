@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { accept, buildDeliveryReport, definePlugin, reject, tempfail, type Logger, type PluginGatewayView, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
+import { accept, buildDeliveryReport, definePlugin, HookStage, reject, tempfail, type Logger, type PluginGatewayView, type Recipient, type Transaction, type Verdict } from '@mailgate/core';
 import { MaildirWriter, type DeliveryGroup } from './maildir.js';
 import { Mapper, type Target } from './mapping.js';
 import { maildirOptionsSchema, type QuotaLimit } from './options.js';
 import { fits, QuotaStore } from './quota.js';
+
+/** The delivery report's queue tap runs after every other queue tap (those at stage LATE included). */
+const REPORT_STAGE = HookStage.LATE + 1;
 
 /** What this plugin notes on a recipient it claimed: where it will be delivered. */
 export interface MaildirRecipient {
@@ -166,21 +169,29 @@ export const maildirPlugin = definePlugin({
       return undefined;
     }, { timeout: options.queueTimeout });
 
+    // Report the delivery to the sender of each recipient that asked for it with
+    // NOTIFY=SUCCESS (RFC 3461 §5.2.2.1), before the client gets its 250: a crash after the
+    // 250 must not lose the report (Postfix keeps the original queued until its report is).
+    // A tap of its own, after every other queue tap, so that it runs only once the whole
+    // transaction is stored; the report is durable (in the sender's Maildir, or in the
+    // relay queue) when it returns. It never fails the transaction: the mail is delivered.
+    tap('queue', async (_session, tx): Promise<undefined> => {
+      const delivered = tx.data.maildir;
+      if (!delivered) return undefined;
+      const notify = successNotices(tx, tx.claimedBy(name));
+      if (notify.length > 0) await sendDeliveredReport(gateway, log, tx, notify, delivered.arrival);
+      return undefined;
+    }, { stage: REPORT_STAGE, timeout: options.queueTimeout });
+
     // The message was not queued after all (a queue step after ours failed, so the client
     // gets 4xx/5xx and will retry): take it back out of new/, so that the retry does not
     // deliver it twice.
-    //
-    // It was queued: report the delivery to the sender of each recipient that asked for it
-    // with NOTIFY=SUCCESS (RFC 3461 §5.2.2.1), while the message is still readable.
     tap('reset', (_session, tx) => {
       const delivered = tx.data.maildir;
       if (!delivered) return undefined;
       tx.data.maildir = undefined;
       // (synchronous unless there is something to do: the common case costs no promise)
-      if (tx.outcome?.queued) {
-        const notify = successNotices(tx, tx.claimedBy(name));
-        return notify.length === 0 ? undefined : sendDeliveredReport(gateway, log, tx, notify, delivered.arrival);
-      }
+      if (tx.outcome?.queued) return undefined;
       return (async () => {
         const removed = await writer.withdraw(delivered.files);
         for (const q of delivered.quota) {
@@ -242,16 +253,9 @@ async function sendDeliveredReport(gateway: PluginGatewayView, log: Logger, tx: 
       original: tx.message ?? '',
       ...(tx.dsn?.envid !== undefined ? { envid: tx.dsn.envid } : {}),
     });
-    // Built while the message is readable (the spool file goes after reset); handed over in
-    // the background, so the client's next command does not wait for the report's own
-    // delivery (the gateway's shutdown waits for submissions in progress).
-    void gateway.submit({ sender: '', recipients: [to], body }).then(
-      (result) => {
-        if (result.queued) log.info('delivery report sent', { tx: tx.id, to, recipients: about, report: result.id });
-        else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
-      },
-      (error: unknown) => log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error }),
-    ).catch(() => undefined); // a logger that throws must not become an unhandled rejection
+    const result = await gateway.submit({ sender: '', recipients: [to], body });
+    if (result.queued) log.info('delivery report sent', { tx: tx.id, to, recipients: about, report: result.id });
+    else log.warn('delivery report not taken', { tx: tx.id, to, recipients: about, reply: result.refused[0]?.reply ?? result.reply });
   } catch (error) {
     log.warn('cannot send the delivery report', { tx: tx.id, to, recipients: about, error });
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import PostalMime from 'postal-mime';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, definePlugin, Recipient, Transaction } from '@mailgate/core';
+import { createLogger, definePlugin, Recipient, tempfail, Transaction } from '@mailgate/core';
 import { SmtpTestClient, startTestGateway, type TestGateway } from '@mailgate/core/testing';
 import maildirPlugin, { type MaildirOptionsInput } from '@mailgate/plugin-maildir';
 import { z } from 'zod';
@@ -39,7 +39,7 @@ afterEach(async () => {
   gw = undefined;
 });
 
-async function start(maildir: Omit<MaildirOptionsInput, 'root'> = {}): Promise<Gw> {
+async function start(maildir: Omit<MaildirOptionsInput, 'root'> = {}, after?: ReturnType<typeof definePlugin>): Promise<Gw> {
   let root = '';
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'info', format: 'json', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
@@ -49,6 +49,7 @@ async function start(maildir: Omit<MaildirOptionsInput, 'root'> = {}): Promise<G
       root = join(dir, 'var/maildir');
       await gateway.use(localDomainsPlugin, { localDomains: ['example.test'] });
       await gateway.use(maildirPlugin, { root, ...maildir } as MaildirOptionsInput);
+      if (after) await gateway.use(after, {});
     },
     { logger },
   );
@@ -119,9 +120,58 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
     expect(dsn.headers).toContain('Message-ID: <lunch@example.test>');
     expect(dsn.headers).toMatch(/^Received: from client\.example\.test/);
     expect(dsn.raw).not.toContain('At noon.');
-    // handed over in the background, after the client's 250
-    await until(async () => gw!.logs.some((l) => l.msg === 'delivery report sent'));
+    // queued before the client's 250, so already logged
     expect(gw.logs.find((l) => l.msg === 'delivery report sent')).toMatchObject({ level: 'info', to: 'alice@example.test', recipients: ['bob@example.test'] });
+  });
+
+  it('the report is stored before the client gets its 250 (a crash after the 250 cannot lose it)', async () => {
+    // storing the report is slow: a report sent after the 250 would not be there yet
+    gw = await start({}, definePlugin({
+      name: 'slow-report-store',
+      options: z.strictObject({}),
+      setup({ tap }) {
+        tap('queue', async (session) => {
+          if (session.internal) await new Promise((r) => setTimeout(r, 300));
+        });
+      },
+    }));
+    const c = await SmtpTestClient.connect(gw.port);
+    try {
+      await c.read();
+      await c.command('EHLO client.example.test');
+      await c.command('MAIL FROM:<alice@example.test>');
+      expect((await c.command('RCPT TO:<bob@example.test> NOTIFY=SUCCESS')).code).toBe(250);
+      expect((await c.command('DATA')).code).toBe(354);
+      c.write(dataBlock(ORIGINAL));
+      expect((await c.read(20_000)).code).toBe(250);
+      // no waiting: the session is still open and nothing else was sent
+      const inbox = await gw.mailbox('alice');
+      expect(inbox).toHaveLength(1);
+      expect((await report(inbox[0]!)).groups[0]!.get('Action')).toBe('delivered');
+      await c.command('QUIT');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a queue step after the Maildir fails: no report, and the retry gets one', async () => {
+    let failures = 1;
+    gw = await start({}, definePlugin({
+      name: 'flaky-store',
+      options: z.strictObject({}),
+      setup({ tap }) {
+        tap('queue', () => (failures-- > 0 ? tempfail('store unavailable') : undefined));
+      },
+    }));
+    const first = await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS']);
+    expect(first.data).toBe(451);
+    expect(await gw.mailbox('bob')).toEqual([]);
+    expect(await gw.mailbox('alice')).toEqual([]);
+    const retry = await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS']);
+    expect(retry.data).toBe(250);
+    expect(await gw.mailbox('bob')).toHaveLength(1);
+    expect(await gw.mailbox('alice')).toHaveLength(1);
+    expect(gw.logs.filter((l) => l.msg === 'delivery report sent')).toHaveLength(1);
   });
 
   it('Python\'s email module reads the same report', async () => {
