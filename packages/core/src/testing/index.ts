@@ -11,3 +11,4 @@ export type { TestDnsServer, TestDnsServerOptions, TestDnsQuery, TestZone, TestZ
 export { startTestGateway, type TestGateway } from './gateway.js';
 export { startDnsmasq, DNSMASQ, type TestDnsmasq } from './dnsmasq.js';
 export { freePort } from './free-port.js';
+export { startMailgate, MAILGATE_BIN, type MailgateProcess, type MailgateExit, type StartMailgateOptions } from './cli.js';
