@@ -7,17 +7,16 @@
  * message with NOTIFY=SUCCESS delivered into a local Maildir gets a "delivered" DSN,
  * filed into a local sender's Maildir or relayed to a remote one.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accept, definePlugin, reject } from '@mailgate/core';
-import { freePort, startTestDnsServer, startTestGateway, type TestDnsServer, type TestGateway } from '@mailgate/core/testing';
+import { freePort, startMailgate, startTestDnsServer, startTestGateway, type MailgateProcess, type TestDnsServer, type TestGateway } from '@mailgate/core/testing';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const CLI = join(ROOT, 'packages/core/bin/mailgate.js');
 const CONFIG = 'examples/mx-and-relay/gateway.yaml';
 const PYTHON = '/usr/bin/python3';
 const built = ['core/dist/cli.js', 'plugin-acl/dist/index.js', 'plugin-maildir/dist/index.js', 'plugin-relay/dist/index.js'].every((f) => existsSync(join(ROOT, 'packages', f)));
@@ -28,9 +27,8 @@ describe.skipIf(!built)('local mailboxes + outbound relay in one gateway', () =>
   let nextHop: TestGateway;
   const received: Array<{ from: string; to: string[] }> = [];
   let work: string;
-  let child: ChildProcess | undefined;
+  let mailgate: MailgateProcess | undefined;
   let port: number;
-  let output = '';
 
   beforeAll(async () => {
     dns = await startTestDnsServer({
@@ -50,22 +48,13 @@ describe.skipIf(!built)('local mailboxes + outbound relay in one gateway', () =>
       ),
     );
     work = mkdtempSync(join(tmpdir(), 'mg-mx-relay-'));
-    const env = { ...process.env, DNS_SERVER: dns.address, MAILDIR_ROOT: join(work, 'maildir'), QUEUE_DIR: join(work, 'queue'), RELAY_PORT: String(nextHop.port) };
+    const env = { DNS_SERVER: dns.address, MAILDIR_ROOT: join(work, 'maildir'), QUEUE_DIR: join(work, 'queue'), RELAY_PORT: String(nextHop.port) };
     port = await freePort();
-    child = spawn(process.execPath, [CLI, 'serve', '-c', CONFIG, '--listen', `127.0.0.1:${port}`, '--log-format', 'json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!output.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(output).toContain('listening');
+    mailgate = await startMailgate(['serve', '-c', CONFIG, '--listen', `127.0.0.1:${port}`, '--log-format', 'json'], { cwd: ROOT, env });
   }, 30_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await mailgate?.stop();
     await nextHop?.close();
     await dns?.close();
     if (work) rmSync(work, { recursive: true, force: true });
@@ -97,7 +86,7 @@ print(json.dumps(out))`;
     for (;;) {
       const v = fn();
       if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${output}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${mailgate?.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };

@@ -3,16 +3,15 @@
  * example config, a real client (Python's smtplib), and the delivered file read back
  * with an independent Maildir reader (Python's mailbox module).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '@mailgate/core/testing';
+import { freePort, startMailgate, type MailgateProcess } from '@mailgate/core/testing';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
-const CLI = join(ROOT, 'packages/core/bin/mailgate.js');
 const PYTHON = '/usr/bin/python3';
 const built = existsSync(join(ROOT, 'packages/core/dist/cli.js')) && existsSync(join(ROOT, 'packages/plugin-maildir/dist/index.js'));
 
@@ -21,32 +20,21 @@ function python(script: string, ...args: string[]) {
 }
 
 describe.skipIf(!built)('the quick start (examples/quickstart/gateway.yaml)', () => {
-  let child: ChildProcess;
+  let mailgate: MailgateProcess | undefined;
   let port: number;
   let maildirs: string;
-  let output = '';
 
   beforeAll(async () => {
     port = await freePort();
     maildirs = mkdtempSync(join(tmpdir(), 'mg-quickstart-'));
-    child = spawn(process.execPath, [CLI, 'serve', '-c', 'examples/quickstart/gateway.yaml', '--listen', `127.0.0.1:${port}`], {
+    mailgate = await startMailgate(['serve', '-c', 'examples/quickstart/gateway.yaml', '--listen', `127.0.0.1:${port}`], {
       cwd: ROOT,
-      env: { ...process.env, MAILDIR_ROOT: maildirs },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { MAILDIR_ROOT: maildirs },
     });
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!output.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(output).toContain('listening');
   });
 
   afterAll(async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await mailgate?.stop();
     rmSync(maildirs, { recursive: true, force: true });
   });
 
@@ -80,7 +68,7 @@ describe.skipIf(!built)('the quick start (examples/quickstart/gateway.yaml)', ()
   it('logs one human-readable line per transaction', async () => {
     const line = /INFO\s+transaction .*from=bob@example\.org .*result=accepted/;
     // spawnSync blocked this process's event loop: let the child's output arrive.
-    for (let i = 0; i < 100 && !line.test(output); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(output).toMatch(line);
+    for (let i = 0; i < 100 && !line.test(mailgate!.output()); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mailgate!.output()).toMatch(line);
   });
 });

@@ -4,16 +4,15 @@
  * on loopback stands in for Spamhaus and the local resolver: it lists 127.0.0.2 in ZEN
  * (the test entry RFC 5782 requires of every list) and spamhaus-test.example in the DBL.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startTestDnsServer, type TestDnsServer } from '@mailgate/core/testing';
+import { freePort, MAILGATE_BIN, startMailgate, startTestDnsServer, type MailgateProcess, type TestDnsServer } from '@mailgate/core/testing';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const CLI = join(ROOT, 'packages/core/bin/mailgate.js');
 const CONFIG = 'examples/spam-gateway/gateway.yaml';
 const CORPUS = resolve(ROOT, '../shared/data/spamassassin-public-corpus/sa-public-corpus-5groups.tar.gz');
 const SWAKS = '/usr/bin/swaks';
@@ -24,9 +23,8 @@ if (!existsSync(CORPUS)) console.warn(`spam-gateway example: ${CORPUS} is missin
 describe.skipIf(!built || !existsSync(CORPUS))('the spam-filtering MX example', () => {
   let dns: TestDnsServer;
   let work: string;
-  let child: ChildProcess | undefined;
+  let mailgate: MailgateProcess | undefined;
   let port: number;
-  let output = '';
   let env: NodeJS.ProcessEnv;
   const heldOut: { spam: string[]; ham: string[] } = { spam: [], ham: [] };
 
@@ -45,27 +43,18 @@ describe.skipIf(!built || !existsSync(CORPUS))('the spam-filtering MX example', 
     const ham = files('easy-ham-1');
     heldOut.spam = spam.splice(-5);
     heldOut.ham = ham.splice(-5);
-    const train = spawnSync(process.execPath, [CLI, 'spam', 'train', '-c', CONFIG, '--spam', ...spam, '--ham', ...ham], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    const train = spawnSync(process.execPath, [MAILGATE_BIN, 'spam', 'train', '-c', CONFIG, '--spam', ...spam, '--ham', ...ham], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
     expect(train.stderr).toBe('');
     expect(train.stdout).toMatch(/^\d+ learned, /);
     expect(spam.length).toBeGreaterThanOrEqual(200);
     expect(ham.length).toBeGreaterThanOrEqual(200);
 
     port = await freePort();
-    child = spawn(process.execPath, [CLI, 'serve', '-c', CONFIG, '--listen', `127.0.0.1:${port}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!output.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(output).toContain('listening');
+    mailgate = await startMailgate(['serve', '-c', CONFIG, '--listen', `127.0.0.1:${port}`], { cwd: ROOT, env });
   }, 90_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await mailgate?.stop();
     await dns?.close();
     if (work) rmSync(work, { recursive: true, force: true });
   });

@@ -6,9 +6,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupTemps, freePort, pluginFileSource, RawClient, rssOf, sleep, startCli, tempDir, until, type CliProcess } from './helpers.js';
+import { startMailgate, type MailgateProcess } from '@mailgate/core/testing';
+import { cleanupTemps, freePort, pluginFileSource, RawClient, rssOf, sleep, tempDir, until } from './helpers.js';
 
-const children: CliProcess[] = [];
+const children: MailgateProcess[] = [];
 const clients: RawClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.destroy();
@@ -17,7 +18,7 @@ afterEach(async () => {
 afterAll(() => cleanupTemps());
 
 /** Write a config (and plugin files) into a fresh directory and start `mailgate serve` on it. */
-async function serve(extraYaml: string, files: Record<string, string> = {}): Promise<{ cli: CliProcess; port: number }> {
+async function serve(extraYaml: string, files: Record<string, string> = {}): Promise<{ cli: MailgateProcess; port: number }> {
   const dir = tempDir();
   const port = await freePort();
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
@@ -25,11 +26,12 @@ async function serve(extraYaml: string, files: Record<string, string> = {}): Pro
     join(dir, 'gateway.yaml'),
     `hostname: mx.test\nlisten: [{ host: 127.0.0.1, port: ${port} }]\nspool: { dir: ./spool }\nlog: { level: warn }\n${extraYaml}`,
   );
-  const cli = startCli(['serve', '-c', join(dir, 'gateway.yaml')], { cwd: dir });
+  // log level warn: no 'listening' line to wait for, so poll the port
+  const cli = await startMailgate(['serve', '-c', join(dir, 'gateway.yaml')], { cwd: dir, waitFor: false });
   children.push(cli);
   await until(
     async () => {
-      if (cli.gone) throw new Error(`mailgate exited early: ${cli.stderr()}${cli.stdout()}`);
+      if (cli.gone) throw new Error(`mailgate exited early: ${cli.output()}`);
       try {
         const probe = await RawClient.connect(port);
         probe.destroy();
@@ -94,7 +96,7 @@ describe('the mailgate process', () => {
   it('`mailgate check` with a plugin path outside the config directory exits 2 with the key path, not a stack trace', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'gateway.yaml'), 'plugins:\n  - use: ../../../../../../../etc/passwd\n');
-    const cli = startCli(['check', '-c', join(dir, 'gateway.yaml')], { cwd: dir });
+    const cli = await startMailgate(['check', '-c', join(dir, 'gateway.yaml')], { cwd: dir, waitFor: false });
     children.push(cli);
     const { code } = await cli.exited;
     expect(code).toBe(2);

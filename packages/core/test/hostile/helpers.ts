@@ -1,23 +1,17 @@
 /**
  * Shared helpers for the hostile (adversarial) test suite: raw byte-exact sockets,
- * fd / RSS / spool accounting, a capturing store, buggy plugins, and running the
- * real `mailgate` CLI as a child process. Not a test file itself.
+ * fd / RSS / spool accounting, a capturing store, and buggy plugins, also as plugin
+ * files for the real `mailgate` CLI (run with startMailgate). Not a test file itself.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { accept, definePlugin, type PluginContext, type PluginDefinition } from '@mailgate/core';
 
 export { freePort } from '@mailgate/core/testing';
-
-export const HERE = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(HERE, '../../../..');
-export const CLI = join(REPO_ROOT, 'packages/core/bin/mailgate.js');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -206,51 +200,6 @@ export function receivedHeader(message: Buffer): string {
     end = crlf + 2;
     if (text[end] !== ' ' && text[end] !== '\t') return text.slice(0, end);
   }
-}
-
-export interface CliProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** True once the process has exited. */
-  readonly gone: boolean;
-  kill(): Promise<void>;
-}
-
-/** Start `mailgate <args>` (the built CLI) as a child process. */
-export function startCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? REPO_ROOT,
-    env: options.env ?? { ...process.env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  let gone = false;
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    child.once('exit', (code, signal) => {
-      gone = true;
-      res({ code, signal });
-    }),
-  );
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    get gone() {
-      return gone;
-    },
-    async kill() {
-      if (!gone) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
 }
 
 /** A plugin file (ESM, no imports) for the CLI: marks itself with the same registry symbols definePlugin / verdict helpers use. */
