@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { lstat, mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { collectDeadChunks, GC_HINT_INTERVAL } from './gc-hint.js';
@@ -37,7 +37,10 @@ export class Spool {
   /** Create the spool directory (private to the gateway's user). */
   init(): Promise<void> {
     this.ready ??= mkdir(this.options.dir, { recursive: true, mode: 0o700 }).then(
-      () => assertPrivateDirectory(this.options.dir),
+      async () => {
+        await assertPrivateDirectory(this.options.dir);
+        await removeOrphans(this.options.dir, this.prefix);
+      },
       (error: unknown) => {
         // Do not remember a failure: the next message tries again (the disk may be back).
         this.ready = undefined;
@@ -62,6 +65,38 @@ export class Spool {
     if (path) await unlink(path).catch(() => undefined);
   }
 
+}
+
+/** A spool file's name: `<pid>.<instance>.<seq>.eml` (see Spool.prefix). */
+const SPOOL_FILE = /^(\d+)\.([0-9a-f]{8})\.\d+\.eml$/;
+
+/**
+ * Remove the spool files of gateways that are gone (a kill -9 or a crash in the middle of
+ * DATA leaves one; its message was never acknowledged, the client retries). A file is
+ * an orphan when its process is dead, or when it carries this process's pid under another
+ * instance tag (a restart that got the same pid, as PID 1 in a container does). Files of
+ * other running gateways sharing the directory are left alone.
+ */
+async function removeOrphans(dir: string, ownPrefix: string): Promise<number> {
+  const ownPid = String(process.pid);
+  let removed = 0;
+  for (const name of await readdir(dir)) {
+    const m = SPOOL_FILE.exec(name);
+    if (!m || name.startsWith(`${ownPrefix}.`)) continue;
+    if (m[1] !== ownPid && processAlive(Number(m[1]))) continue;
+    await unlink(join(dir, name)).then(() => removed++, () => undefined);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
@@ -156,18 +191,32 @@ class SpoolSink implements BodySink {
   }
 
   async finish(): Promise<Message> {
+    try {
+      return await this.complete();
+    } catch (error) {
+      // Nothing of a message that failed to spool may stay behind (a full disk stays full).
+      await this.abort();
+      throw error;
+    }
+  }
+
+  private async complete(): Promise<Message> {
     await this.spool.init();
     if (this.opening) await this.opening;
     if (this.error) throw this.error;
     const options = { bodyStartsWithWhitespace: this.firstByte === 0x20 || this.firstByte === 0x09 };
     if (!this.file) return new Message({ kind: 'memory', chunks: this.chunks }, this.size, options);
     const file = this.file;
+    // end()'s callback gets the error of the last writes (ENOSPC), and may run before the
+    // stream's 'error' event: ignoring it answered 250 for a message whose file was empty.
     await new Promise<void>((resolve, reject) => {
       if (this.error) return reject(this.error);
       file.once('error', reject);
-      file.end(() => resolve());
+      file.end((error?: Error | null) => (error ? reject(error) : resolve()));
     });
     if (this.error) throw this.error;
+    // Belt and braces: the file holds every byte received, or the message is not taken.
+    if (file.bytesWritten !== this.size) throw new Error(`spool file ${this.path} is short: ${file.bytesWritten} of ${this.size} bytes written`);
     return new Message({ kind: 'file', path: this.path! }, this.size, options);
   }
 
