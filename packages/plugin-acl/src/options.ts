@@ -144,10 +144,17 @@ const limitsSchema = z.strictObject({
   connectionsPerIp: z.int().min(1).optional(),
   /** New connections per client IP per window (421 4.7.0 at connect). */
   connectionRate: rateSchema.optional(),
-  /** MAIL commands per sender per window (450 4.7.1). */
+  /** MAIL commands per authenticated user, else per client IP, per window (450 4.7.1). */
   messageRate: rateSchema.optional(),
-  /** RCPT commands per sender per window (450 4.7.1). */
+  /** RCPT commands per authenticated user, else per client IP, per window (450 4.7.1). */
   recipientRate: rateSchema.optional(),
+  /**
+   * What messageRate and recipientRate count for a client that did not authenticate:
+   * 'client' (its IP); 'sender' counts a relayFrom client per envelope sender (a relay
+   * for local programs: one runaway program does not hold up the others), every other
+   * client still per IP, since anyone can forge a MAIL FROM.
+   */
+  rateBy: z.enum(['client', 'sender']).default('client'),
   /** Error replies per session before the ACL closes it (421 4.7.0). */
   maxErrors: z.int().min(1).optional(),
   /** Failed AUTH per client IP per window; past it AUTH gets 454 4.7.0 without checking. */

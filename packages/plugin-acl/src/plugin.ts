@@ -200,7 +200,7 @@ class Acl {
     const sender = toMatchAddress(tx.sender);
     const rate = this.options.limits.messageRate;
     if (rate && !(await this.isExempt(state))) {
-      const n = await this.store.increment(`${KEY}msg:${this.senderKey(session, tx)}`, rate.window);
+      const n = await this.store.increment(`${KEY}msg:${await this.rateKey(session, state, tx)}`, rate.window);
       if (n > rate.max) {
         return tempfail('Too many messages, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: message rate over ${rate.max}` });
       }
@@ -225,7 +225,7 @@ class Acl {
     if (tooMany) return tooMany;
     const rate = this.options.limits.recipientRate;
     if (rate && !(await this.isExempt(state))) {
-      const n = await this.store.increment(`${KEY}rcpt:${this.senderKey(session, tx)}`, rate.window);
+      const n = await this.store.increment(`${KEY}rcpt:${await this.rateKey(session, state, tx)}`, rate.window);
       if (n > rate.max) {
         return tempfail('Too many recipients, slow down and try again later', { code: 450, enhanced: '4.7.1', reason: `acl: recipient rate over ${rate.max}` });
       }
@@ -374,11 +374,20 @@ class Acl {
     return clientKey(session.remoteAddress, this.options.limits.ipv6PrefixLength ?? this.gateway.config.limits.ipv6PrefixLength);
   }
 
-  /** Who a rate is counted against: the user, else the envelope sender, else (null sender) the client. */
-  private senderKey(session: Session, tx: Transaction): string {
+  /**
+   * Who messageRate and recipientRate count against: the authenticated user, else the
+   * client (its IPv4 address or IPv6 network). Never the envelope sender of a client that
+   * anyone could be: MAIL FROM is not authenticated, so a sender-keyed count would let
+   * anyone burn a victim's allowance by forging its address (the same reason Postfix's
+   * anvil counts per client). Only with `rateBy: sender`, and only for `relayFrom`
+   * clients (programs you trust), is the envelope sender counted instead.
+   */
+  private async rateKey(session: Session, state: SessionState, tx: Transaction): Promise<string> {
     if (session.user !== undefined) return `user:${canonicalUser(session.user)}`;
-    if (tx.sender) return `from:${asciiLower(tx.sender.local)}@${canonicalDomain(tx.sender.domain)}`;
-    return `null:${this.clientKey(session)}`;
+    if (this.options.limits.rateBy === 'sender' && tx.sender && (await this.relayFrom.get()).has(state.ip)) {
+      return `from:${asciiLower(tx.sender.local)}@${canonicalDomain(tx.sender.domain)}`;
+    }
+    return `client:${this.clientKey(session)}`;
   }
 
   private async destination(rcpt: Recipient): Promise<Destination> {

@@ -62,6 +62,8 @@ describe('options validation', () => {
   it('refuses bad durations and limits', async () => {
     expect(await configErrors('limits: { messageRate: { max: 0, window: 1h } }')).toMatch(/limits\.messageRate\.max/);
     expect(await configErrors('limits: { messageRate: { max: 10, window: soon } }')).toMatch(/limits\.messageRate\.window.*expected a duration/s);
+    expect(await configErrors('limits: { rateBy: recipient }')).toMatch(/limits\.rateBy/);
+    expect(aclOptionsSchema.parse({}).limits.rateBy).toBe('client');
   });
 
   it('reports a missing list file', async () => {
