@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, loadConfigFile, parseConfig, validateWith, type ConfigIssue, type ConfigOverrides, type ConfigSource, type Env } from './config/load.js';
 import { formatPath, sortIssues } from './config/issues.js';
 import { didYouMean } from './config/messages.js';
@@ -149,11 +151,98 @@ export async function importPlugin(use: string, dir: string): Promise<PluginDefi
   try {
     module = (await import(url)) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`cannot load plugin "${use}": ${errorMessage(error)}`);
+    const where = await syntaxErrorLocation(error, url);
+    throw new Error(`cannot load plugin "${use}": ${errorMessage(error)}${where === undefined ? '' : ` (at ${where})`}`);
   }
   const candidate = module.default ?? module.plugin;
   if (!isPlugin(candidate)) {
     throw new Error(`"${use}" does not export a Mailgate plugin (export default definePlugin({ ... }))`);
   }
   return candidate;
+}
+
+/**
+ * Where a SyntaxError raised by importing a plugin is: `file:line:column` (or
+ * `file:line`), or undefined when that cannot be told. Node puts the location in the
+ * stack for CommonJS files (`/path/x.js:2` above the message) and for SyntaxErrors
+ * thrown while the module runs (a frame such as `at file:///path/x.js:1:21`,
+ * e.g. JSON.parse); for an ES module that does not parse, Node 20 keeps it out of
+ * the error's `stack`, so the file is checked with `node --check`, which parses
+ * without running anything. A syntax error in a module the plugin imports is then
+ * not located (the plugin file itself parses), and only the message is reported.
+ */
+async function syntaxErrorLocation(error: unknown, url: string): Promise<string | undefined> {
+  let stack: string;
+  try {
+    if (!(error instanceof Error) || error.name !== 'SyntaxError' || typeof error.stack !== 'string') return undefined;
+    stack = error.stack;
+  } catch {
+    return undefined;
+  }
+  const lines = stack.split('\n');
+  // CommonJS: "<file>:<line>", the source line, a caret under the column, "", "SyntaxError: …".
+  const head = /^(.+):(\d+)$/.exec(lines[0] ?? '');
+  if (head && !/^\w*Error\b/.test(lines[0] ?? '')) return `${displayPath(head[1]!)}:${head[2]}${caretColumn(lines[2])}`;
+  // Thrown while the module ran: the first frame in a file.
+  for (const line of lines.slice(1)) {
+    const frame = /^\s+at (?:.*\()?((?:file:\/\/|\/|[A-Za-z]:\\).+?):(\d+):(\d+)\)?$/.exec(line);
+    if (frame) return `${displayPath(frame[1]!)}:${frame[2]}:${frame[3]}`;
+  }
+  if (!url.startsWith('file:')) return undefined;
+  const file = fileURLToPath(url);
+  const line = await checkModuleSyntax(file);
+  return line === undefined ? undefined : `${file}:${line}`;
+}
+
+/** A file: URL as a path; a path as it is. */
+function displayPath(where: string): string {
+  try {
+    return where.startsWith('file:') ? fileURLToPath(where) : where;
+  } catch {
+    return where;
+  }
+}
+
+/** ":<column>" from the caret line Node prints under the source line, or ''. */
+function caretColumn(caret: string | undefined): string {
+  const at = caret === undefined || !/^\s*\^+\s*$/.test(caret) ? -1 : caret.indexOf('^');
+  return at < 0 ? '' : `:${at + 1}`;
+}
+
+/**
+ * Parse `file` as an ES module in a child `node --check` (which never runs it) and
+ * return "<line>:<column>" of its syntax error, or undefined if it parses, or the
+ * check could not be run or took longer than 5 s.
+ */
+async function checkModuleSyntax(file: string): Promise<string | undefined> {
+  let source: string;
+  try {
+    // process.execPath is a Node that takes --check, not an app that embeds Node (Electron, a single executable).
+    if (process.release.name !== 'node' || process.versions.electron !== undefined || process.versions.bun !== undefined) return undefined;
+    if (await import('node:sea').then((sea) => sea.isSea(), () => false)) return undefined;
+    source = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return new Promise((done) => {
+    let stderr = '';
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(process.execPath, ['--check', '--input-type=module'], { stdio: ['pipe', 'ignore', 'pipe'], timeout: 5_000, env: {} });
+    } catch {
+      done(undefined);
+      return;
+    }
+    child.on('error', () => done(undefined));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stderr.length < 65_536) stderr += chunk;
+    });
+    child.on('close', (code) => {
+      // "[stdin]:<line>", the source line, the caret, "", "SyntaxError: …"
+      const lines = stderr.split('\n');
+      const head = /^\[stdin\]:(\d+)$/.exec(lines[0] ?? '');
+      done(code !== 0 && head ? `${head[1]}${caretColumn(lines[2])}` : undefined);
+    });
+    child.stdin?.on('error', () => {}).end(source);
+  });
 }
