@@ -38,6 +38,11 @@ Exit status: 0 ok, 1 runtime error, 2 bad usage or invalid configuration.
 Docs: the README of @mailgate/core and of each plugin.
 `;
 
+/** The first lines of an error's stack, for a log line (the logger keeps only message and code). */
+function stackOf(error: unknown): string | undefined {
+  return error instanceof Error && typeof error.stack === 'string' ? error.stack.split('\n').slice(0, 12).join('\n') : undefined;
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -134,7 +139,29 @@ async function main(argv: string[]): Promise<number> {
     await gateway.close(0);
     return 0;
   }
+  // A plugin's background promise that rejects with nobody listening would end the
+  // process (Node's default) and drop every session: log it and go on. An exception
+  // thrown outside any tap leaves state unknown: log it where the logs go, then exit.
+  process.on('unhandledRejection', (reason) => {
+    gateway.log.error('unhandled promise rejection (a plugin\'s background work?); the gateway goes on', { error: reason, stack: stackOf(reason) });
+  });
+  process.on('uncaughtException', (error) => {
+    gateway.log.error('uncaught exception; exiting', { error, stack: stackOf(error) });
+    process.exit(70);
+  });
+  // SIGHUP: re-read the TLS certificate (a renewal), as `postfix reload` would; anything
+  // else in the config needs a restart. Never the default action (the process ending).
+  process.on('SIGHUP', () => {
+    gateway.reloadTls().then(
+      (reloaded) =>
+        reloaded
+          ? gateway.log.info('SIGHUP: TLS key and certificate reloaded', { cert: gateway.config.tls?.cert })
+          : gateway.log.info('SIGHUP: nothing to reload (no tls: in the config); other changes need a restart'),
+      (error: unknown) => gateway.log.error('SIGHUP: TLS reload failed, keeping the current certificate', { error: errorMessage(error) }),
+    );
+  });
   await gateway.listen();
+  gateway.log.info('started', { version: version(), config: file, pid: process.pid });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -145,7 +172,10 @@ async function main(argv: string[]): Promise<number> {
       stopping = true;
       gateway.log.info('shutting down', { signal, connections: gateway.connections });
       gateway.close().then(
-        () => resolve(0),
+        () => {
+          gateway.log.info('stopped', { signal });
+          resolve(0);
+        },
         (error: unknown) => {
           gateway.log.error('shutdown failed', { error });
           resolve(1);

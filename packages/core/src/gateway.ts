@@ -193,7 +193,7 @@ export class Gateway implements PluginGatewayView {
           this.engineContext(offerStartTls),
           this.table,
           this.config.limits,
-          options.tls === 'none' ? undefined : this.secureContext,
+          options.tls === 'none' ? () => undefined : () => this.secureContext,
           this.log,
         );
         addresses.push(await listener.listen());
@@ -225,8 +225,23 @@ export class Gateway implements PluginGatewayView {
    * with the line of its key in the config.
    */
   async loadTls(): Promise<void> {
-    const tls = this.config.tls;
-    if (!tls || this.secureContext) return;
+    if (!this.config.tls || this.secureContext) return;
+    this.secureContext = await this.readTls(this.config.tls);
+  }
+
+  /**
+   * Read the TLS key and certificate again (SIGHUP after a renewal, as `postfix reload`
+   * does): new connections and STARTTLS handshakes use them, sessions already in TLS
+   * keep theirs. On any error the current ones stay in use and the error is thrown.
+   * Resolves false when the config has no `tls:`.
+   */
+  async reloadTls(): Promise<boolean> {
+    if (!this.config.tls) return false;
+    this.secureContext = await this.readTls(this.config.tls);
+    return true;
+  }
+
+  private async readTls(tls: NonNullable<GatewayConfig['tls']>): Promise<SecureContext> {
     const fail = (key: 'key' | 'cert' | undefined, message: string): never => {
       const path = key ? ['tls', key] : ['tls'];
       const position = this.source?.locate(path);
@@ -238,9 +253,9 @@ export class Gateway implements PluginGatewayView {
     const read = (key: 'key' | 'cert') => readFile(tls[key]).catch((error: unknown) => fail(key, `cannot read the TLS ${key === 'key' ? 'private key' : 'certificate'}: ${errorMessage(error)}`));
     const [key, cert] = await Promise.all([read('key'), read('cert')]);
     try {
-      this.secureContext = createSecureContext({ key, cert, minVersion: tls.minVersion });
+      return createSecureContext({ key, cert, minVersion: tls.minVersion });
     } catch (error) {
-      fail(undefined, `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
+      return fail(undefined, `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
     }
   }
 

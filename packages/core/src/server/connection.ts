@@ -47,7 +47,8 @@ export class Connection implements EngineIO {
   constructor(
     socket: Socket,
     private readonly idleTimeout: number,
-    private readonly secureContext: SecureContext | undefined,
+    /** The current TLS context for STARTTLS (read at each handshake: a reload replaces it). */
+    private readonly secureContext: () => SecureContext | undefined,
     private readonly onGone: (connection: Connection) => void,
     private readonly raw?: Socket,
   ) {
@@ -193,7 +194,7 @@ export class Connection implements EngineIO {
   }
 
   get startTls(): (() => Promise<TlsInfo>) | undefined {
-    return this.secureContext ? this.upgrade : undefined;
+    return this.secureContext() ? this.upgrade : undefined;
   }
 
   private readonly upgrade = (): Promise<TlsInfo> => {
@@ -205,7 +206,7 @@ export class Connection implements EngineIO {
     raw.setTimeout(0);
     if (this.inputEnded || this.closing) return Promise.reject(new Error('peer closed before the TLS handshake'));
     return new Promise<TlsInfo>((resolve, reject) => {
-      const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
+      const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext()! });
       const fail = (error: Error) => {
         this.abortUpgrade = undefined;
         secure.destroy();

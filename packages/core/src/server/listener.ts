@@ -78,7 +78,8 @@ export class Listener {
     private readonly ctx: EngineContext,
     private readonly table: ConnectionTable,
     private readonly limits: ConnectionLimits,
-    private readonly secureContext: SecureContext | undefined,
+    /** The current TLS context (read at each handshake: a reload replaces it). */
+    private readonly secureContext: () => SecureContext | undefined,
     private readonly log: Logger,
   ) {}
 
@@ -143,7 +144,7 @@ export class Listener {
 
   /** Implicit TLS: complete the handshake (within idleTimeout), then start the session. */
   private handshake(raw: Socket, ip: string, key: string): void {
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.secureContext()! });
     this.handshaking.add(secure);
     secure.once('close', () => this.handshaking.delete(secure));
     // Until the session takes over, the slot is ours to give back, however the
@@ -183,7 +184,7 @@ export class Listener {
       this.table.all.delete(c);
       this.table.release(key);
     };
-    const connection = new Connection(socket, this.limits.idleTimeout, implicit ? undefined : this.secureContext, gone, raw);
+    const connection = new Connection(socket, this.limits.idleTimeout, implicit ? () => undefined : this.secureContext, gone, raw);
     this.table.all.add(connection);
     const session = new SmtpSession(this.ctx, connection, {
       id: nextSessionId(),
