@@ -1,5 +1,5 @@
 import { AsyncSeriesBailHook, AsyncSeriesHook } from 'tapable';
-import type { Recipient, Session, Transaction } from './session.js';
+import type { Recipient, Session, Transaction, TransactionWithMessage } from './session.js';
 import { isVerdict, tempfail, type Verdict } from './verdict.js';
 
 /** Extra tap options: a per-tap timeout overriding the gateway's `pluginTimeout`. */
@@ -54,12 +54,23 @@ type TapOptionsOf<H extends { tapPromise(options: never, fn: never): void }> = P
 /**
  * tapable's hook with `tap`/`tapPromise` typed to pass a TapContext after the hook's
  * arguments (a tap may declare fewer parameters, so `(session, tx) => …` stays valid).
+ *
+ * `CallArgs` are what the core calls the hook with, when taps are promised more
+ * (`data` and `queue` taps get a TransactionWithMessage; the engine, which has just
+ * set `tx.message`, calls them with the Transaction). `promise` is declared twice: the
+ * first signature is the one calls match, and the last is the one a type such as
+ * `TapFn` infers the taps' arguments from (TypeScript infers from the last overload).
  */
-type WithTapContext<H extends { tapPromise(options: never, fn: never): void }, Args extends unknown[], R> = Omit<H, 'tap' | 'tapPromise'> & {
+type WithTapContext<H extends { tapPromise(options: never, fn: never): void }, Args extends unknown[], R, CallArgs extends unknown[] = Args> = Omit<
+  H,
+  'tap' | 'tapPromise' | 'promise'
+> & {
   tap(options: TapOptionsOf<H>, fn: (...args: [...Args, TapContext]) => R): void;
   tapPromise(options: TapOptionsOf<H>, fn: (...args: [...Args, TapContext]) => Promise<R>): void;
+  promise(...args: CallArgs): Promise<R>;
+  promise(...args: Args): Promise<R>;
 };
-type DecisionHook<Args extends unknown[]> = WithTapContext<AsyncSeriesBailHook<Args, Decision, TapExtras>, Args, Decision>;
+type DecisionHook<Args extends unknown[], CallArgs extends unknown[] = Args> = WithTapContext<AsyncSeriesBailHook<Args, Decision, TapExtras>, Args, Decision, CallArgs>;
 type EventHook<Args extends unknown[]> = WithTapContext<AsyncSeriesHook<Args, TapExtras>, Args, void>;
 
 /**
@@ -85,9 +96,9 @@ export interface GatewayHooks {
    */
   readonly claim: DecisionHook<[Session, Transaction, Recipient]>;
   /** The whole body is spooled: score, add headers, reject (550/554) or tempfail (451). */
-  readonly data: DecisionHook<[Session, Transaction]>;
+  readonly data: DecisionHook<[Session, TransactionWithMessage], [Session, Transaction]>;
   /** After `data` passed: make the message durable. Every tap runs; any error or verdict other than accept fails the message with 451/554. */
-  readonly queue: DecisionHook<[Session, Transaction]>;
+  readonly queue: DecisionHook<[Session, TransactionWithMessage], [Session, Transaction]>;
   /**
    * The end of every transaction (after the end-of-data reply, RSET, HELO/EHLO, STARTTLS,
    * QUIT, disconnect, or a refused MAIL): drop per-transaction state. `tx.outcome` says

@@ -28,6 +28,7 @@ export {
   type TransactionOutcome,
   type SpamVerdict,
 } from './session.js';
+export type { TransactionWithMessage } from './session.js';
 export { Message, type MessageBody } from './spool/message.js';
 export { Spool, type BodySink, type SpoolOptions } from './spool/spool.js';
 export { SmtpSession, type EngineIO, type EngineOptions, type EngineContext, type PeerInfo } from './smtp/engine.js';

@@ -158,6 +158,13 @@ export class Transaction {
   }
 }
 
+/**
+ * The transaction as `data` and `queue` taps get it: the body is spooled, so `message`
+ * is always there (`tx.message.stream()` needs no `!` or guard). Other hooks get a
+ * plain `Transaction`, whose `message` is undefined until the body is in.
+ */
+export type TransactionWithMessage = Transaction & { readonly message: Message };
+
 /** The connection-level state plugins see. */
 export interface Session {
   readonly id: string;
