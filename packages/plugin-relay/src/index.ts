@@ -10,6 +10,7 @@ import { queueCommand, PID_FILE, runningGateway } from './cli.js';
 import { relayHooks } from './hooks.js';
 import { relayOptionsSchema, type RelayOptions } from './options.js';
 import { Relay } from './relay.js';
+import { checkQueueDir, FILE_MODE, openToOthers } from './queue-dir.js';
 import { newQueueId, QueueStore, type QueueEntry } from './store.js';
 
 export { relayOptionsSchema, destinationSchema, type RelayOptions, type RelayOptionsInput, type Destination } from './options.js';
@@ -25,7 +26,9 @@ const relayPlugin = definePlugin({
     const opts = options as RelayOptions;
     const root = resolve(configDir, opts.queueDir);
     const store = new QueueStore(root);
-    await store.init();
+    // Nothing is created here: `mailgate check` runs setup too and must leave the disk
+    // alone. A queueDir that could not be made fails now, as when setup made it.
+    await checkQueueDir(root);
 
     const relay = new Relay({ options: opts, store, dns: gateway.dns, log, hostname: gateway.hostname, hooks: relayHooks(gateway), local: gateway });
     const pidFile = resolve(root, PID_FILE);
@@ -33,9 +36,12 @@ const relayPlugin = definePlugin({
     let stopped = false;
     let refused = false;
 
-    // The queue is taken over (pid file, scan, deliveries) only once the gateway listens:
-    // `mailgate check` also runs setup, and must neither deliver mail nor clash with a
-    // running gateway.
+    // The queue is taken over (directories, pid file, scan, deliveries) only once the
+    // gateway listens: `mailgate check` also runs setup, and must neither create the
+    // queue, deliver mail nor clash with a running gateway.
+    let markOwned: () => void = () => undefined;
+    /** Settles once it is known whether this gateway owns the queue (and its directories exist). */
+    const owned = new Promise<void>((done) => (markOwned = done));
     const start = async (): Promise<void> => {
       const other = await runningGateway(root);
       if (other !== undefined && other !== process.pid) {
@@ -43,8 +49,14 @@ const relayPlugin = definePlugin({
         refused = true;
         return;
       }
-      await writeFile(pidFile, `${process.pid}\n`);
+      await store.init();
+      await writeFile(pidFile, `${process.pid}\n`, { mode: FILE_MODE });
       started = true;
+      markOwned();
+      for (const dir of await openToOthers([root, store.msgDir, store.tmpDir, store.ctlDir, store.corruptDir])) {
+        // Made by someone else (the relay makes its directories 0700): not changed behind the administrator's back.
+        log.warn('relay: a queue directory is open to other users; queued mail may be readable (chmod 700 it)', dir);
+      }
       await relay.start();
     };
     let markReady: () => void = () => undefined;
@@ -56,6 +68,7 @@ const relayPlugin = definePlugin({
       } catch (error) {
         log.error('relay: cannot start the queue', { error });
       }
+      markOwned();
       markReady();
     });
     relays.set(gateway, { relay, ready });
@@ -66,6 +79,9 @@ const relayPlugin = definePlugin({
     tap('queue', async (_session, tx, call) => {
       const recipients = tx.claimedBy(name);
       if (recipients.length === 0) return undefined;
+      // Listeners accept before onListen has run: a message that arrives that early waits
+      // for the ownership check and the directories instead of racing them.
+      await owned;
       if (refused) return tempfail(undefined, { reason: `relay queue ${root} is owned by another gateway` });
       const message = tx.message;
       if (!message) throw new Error('no message to queue');
@@ -112,6 +128,7 @@ const relayPlugin = definePlugin({
 
     onClose(async () => {
       stopped = true;
+      markOwned();
       markReady();
       await relay.close();
       relays.delete(gateway);

@@ -17,6 +17,8 @@
  * state; disk damage or a hand edit, since writes are atomic) is corrupt: load() says
  * why, and the relay moves it with its body to `<queueDir>/corrupt/` (as Postfix does)
  * for the administrator to look at, instead of working on it or deleting it.
+ *
+ * Files are written 0600 and directories made 0700 (queue-dir.ts): queued mail is private.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -25,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { DsnNotify, OriginalRecipient } from '@mailgate/core';
+import { DIR_MODE, FILE_MODE } from './queue-dir.js';
 
 export type RecipientStatus = 'pending' | 'delivered' | 'failed' | 'held';
 
@@ -88,6 +91,12 @@ export function isQueueId(id: string): boolean {
   return ID_RE.test(id);
 }
 
+/** The core's transaction ids, `<session id>.<n>` (`MWYAIZX16.1`): what the client's `250 … queued as` names. */
+const TX_RE = /^[0-9A-Z]{1,40}\.[0-9]{1,10}$/;
+export function isTransactionId(id: string): boolean {
+  return TX_RE.test(id);
+}
+
 const STATUSES: readonly string[] = ['pending', 'delivered', 'failed', 'held'] satisfies RecipientStatus[];
 const BODY_TYPES: readonly string[] = ['7BIT', '8BITMIME', 'BINARYMIME'] satisfies QueueEntry['bodyType'][];
 const KINDS: readonly string[] = ['message', 'bounce', 'double-bounce'] satisfies QueueEntry['kind'][];
@@ -137,8 +146,9 @@ export class QueueStore {
     this.corruptDir = join(root, 'corrupt');
   }
 
+  /** Make the directories that do not exist yet (0700; existing ones keep their modes). */
   async init(): Promise<void> {
-    for (const dir of [this.root, this.msgDir, this.tmpDir, this.ctlDir]) await mkdir(dir, { recursive: true });
+    for (const dir of [this.root, this.msgDir, this.tmpDir, this.ctlDir]) await mkdir(dir, { recursive: true, mode: DIR_MODE });
   }
 
   emlPath(id: string): string {
@@ -170,8 +180,8 @@ export class QueueStore {
     try {
       try {
         const options = signal ? { signal } : {};
-        if (Buffer.isBuffer(body)) await writeFile(tmpEml, body, options);
-        else await pipeline(body, createWriteStream(tmpEml), options);
+        if (Buffer.isBuffer(body)) await writeFile(tmpEml, body, { ...options, mode: FILE_MODE });
+        else await pipeline(body, createWriteStream(tmpEml, { mode: FILE_MODE }), options);
         await fsyncFile(tmpEml);
         signal?.throwIfAborted();
         await rename(tmpEml, this.emlPath(entry.id));
@@ -191,7 +201,7 @@ export class QueueStore {
   async write(entry: QueueEntry): Promise<void> {
     const tmp = this.tmpPath(`${entry.id}.json`);
     try {
-      const handle = await open(tmp, 'w', 0o600);
+      const handle = await open(tmp, 'w', FILE_MODE);
       try {
         await handle.writeFile(JSON.stringify(entry));
         await handle.sync();
@@ -242,7 +252,7 @@ export class QueueStore {
 
   /** Move a message's envelope and body (if any) to corrupt/, envelope first; the envelope's new path. */
   async setAside(id: string): Promise<string> {
-    await mkdir(this.corruptDir, { recursive: true });
+    await mkdir(this.corruptDir, { recursive: true, mode: DIR_MODE });
     const json = join(this.corruptDir, `${id}.json`);
     // The body first: a crash in between leaves an envelope without its body (which fails
     // and is looked at again), never a body without an envelope (which the start-up scan deletes).
