@@ -14,7 +14,8 @@ import { TimeHeap } from './heap.js';
 import type { RelayHooks } from './hooks.js';
 import type { RelayOptions } from './options.js';
 import { route, type Hop } from './routing.js';
-import { newQueueId, QueueStore, type QueueEntry, type QueueRecipient } from './store.js';
+import { FILE_MODE } from './queue-dir.js';
+import { isQueueId, newQueueId, QueueStore, type QueueEntry, type QueueRecipient } from './store.js';
 
 export interface RelayDeps {
   options: RelayOptions;
@@ -345,7 +346,7 @@ export class Relay {
           if (ok.length) {
             await persist();
             // Postfix's `status=sent`: one line per transaction the next hop accepted.
-            this.log.info('relay: sent', { id, to: ok.join(','), relay: host, delay: delaySeconds(entry), status: 'sent', response });
+            this.log.info('relay: sent', { id, ...txOf(entry), to: ok.join(','), relay: host, delay: delaySeconds(entry), status: 'sent', response });
           }
         } finally {
           this.release(destination);
@@ -363,6 +364,7 @@ export class Relay {
     for (const r of failed) {
       this.log.info('relay: bounced', {
         id,
+        ...txOf(entry),
         to: r.address,
         relay: relayOf.get(r) ?? r.remoteMta ?? 'none',
         delay: delaySeconds(entry),
@@ -371,7 +373,7 @@ export class Relay {
         reason: r.lastError ?? 'delivery failed',
       });
     }
-    if (silent.size) this.log.info('relay: no failure DSN (NOTIFY)', { id, recipients: [...silent].map((r) => r.address).join(',') });
+    if (silent.size) this.log.info('relay: no failure DSN (NOTIFY)', { id, ...txOf(entry), recipients: [...silent].map((r) => r.address).join(',') });
     let bounceId: string | undefined;
     let heldNow = false;
     if (toBounce.length) {
@@ -416,7 +418,7 @@ export class Relay {
         this.index.delete(id);
         // Held now: bounce() said why. Held earlier, the last pending recipients settled now: say it once more.
         // Addresses come from clients: in fields (escaped), never in the message text.
-        if (!heldNow) this.log.error('relay: message held in the queue', { id, reason: this.heldReason(entry), recipients: entry.recipients.filter((r) => r.status === 'held').map((r) => r.address).join(',') });
+        if (!heldNow) this.log.error('relay: message held in the queue', { id, ...txOf(entry), reason: this.heldReason(entry), recipients: entry.recipients.filter((r) => r.status === 'held').map((r) => r.address).join(',') });
       }
     }
 
@@ -424,6 +426,7 @@ export class Relay {
     for (const d of deferred) {
       this.log.info('relay: deferred', {
         id,
+        ...txOf(entry),
         to: d.recipients.join(','),
         relay: d.relay ?? 'none',
         delay: delaySeconds(entry),
@@ -583,7 +586,7 @@ export class Relay {
       to = this.options.postmaster;
       kind = 'double-bounce';
     } else {
-      this.log.error('relay: held in the queue', { id: entry.id, reason: this.heldReason(entry), recipients: failed.map((r) => r.address).join(',') });
+      this.log.error('relay: held in the queue', { id: entry.id, ...txOf(entry), reason: this.heldReason(entry), recipients: failed.map((r) => r.address).join(',') });
       return undefined;
     }
     return this.notify(entry, failed, reason, to, kind);
@@ -647,7 +650,7 @@ export class Relay {
       body,
     );
     const what = reason === 'delayed' ? 'delay warning' : relayed ? '"relayed" DSN' : kind === 'bounce' ? 'bounce' : 'double bounce to postmaster';
-    this.log.info(`relay: ${what} queued`, { id: entry.id, bounce: bounceId, to, recipients: list.map((r) => r.address).join(',') });
+    this.log.info(`relay: ${what} queued`, { id: entry.id, ...txOf(entry), bounce: bounceId, to, recipients: list.map((r) => r.address).join(',') });
     this.schedule(bounceId, now);
     return bounceId;
   }
@@ -682,7 +685,11 @@ export class Relay {
     return true;
   }
 
-  /** Control requests written by `mailgate queue` into `<queueDir>/ctl/`: `<stamp>.<op>[.<id>]`. */
+  /**
+   * Control requests written by `mailgate queue` into `<queueDir>/ctl/`: `flush`,
+   * `delete-ids ID…`, `retry-ids ID…` (answered with one `ID result` line per id), and
+   * the single-id `delete ID`, `retry ID` of older versions of the command.
+   */
   private async pollControl(): Promise<void> {
     let names: string[];
     try {
@@ -694,19 +701,50 @@ export class Relay {
       const path = join(this.store.ctlDir, name);
       let result = 'ok';
       try {
-        const [op, id] = (await readFile(path, 'utf8')).trim().split(/\s+/);
-        if (op === 'flush') result = `ok ${this.flush()}`;
-        else if (op === 'retry' && id) result = (await this.retry(id)) ? 'ok' : 'not found';
-        else if (op === 'delete' && id) result = (await this.deleteNow(id)) ? 'ok' : 'not found';
-        else result = 'bad request';
-        this.log.info('relay: queue command', { op, id, result });
+        const [op, ...ids] = (await readFile(path, 'utf8')).trim().split(/\s+/);
+        const id = ids[0];
+        if ((op === 'retry-ids' || op === 'delete-ids') && ids.length) {
+          const lines: string[] = [];
+          for (const each of ids) {
+            const done = await this.control(op === 'retry-ids' ? 'retry' : 'delete', each);
+            // One line per message, as postsuper logs each one it removes.
+            this.log.info('relay: queue command', { op: op.slice(0, -4), id: each, result: done });
+            lines.push(`${each} ${done}`);
+          }
+          result = lines.join('\n');
+        } else {
+          if (op === 'flush') result = `ok ${this.flush()}`;
+          else if ((op === 'retry' || op === 'delete') && id && ids.length === 1) result = await this.control(op, id);
+          else result = 'bad request';
+          this.log.info('relay: queue command', { op, id, result });
+        }
       } catch (error) {
         result = `error ${(error as Error).message}`;
       }
-      await writeFile(path.replace(/\.req$/, '.res'), result).catch(() => undefined);
+      await writeFile(path.replace(/\.req$/, '.res'), result, { mode: FILE_MODE }).catch(() => undefined);
       await rm(path, { force: true });
     }
   }
+
+  /** One id of a control request: `ok`, `not found`, or `error …` (that id only). */
+  private async control(op: 'retry' | 'delete', id: string): Promise<string> {
+    if (!isQueueId(id)) return 'not found';
+    try {
+      const done = op === 'retry' ? await this.retry(id) : await this.deleteNow(id);
+      return done ? 'ok' : 'not found';
+    } catch (error) {
+      return `error ${oneLine((error as Error).message)}`;
+    }
+  }
+}
+
+/**
+ * `tx`, the core's transaction id the client was told (`250 … queued as MWYAIZX16.1`), for
+ * every log line about a message: `grep MWYAIZX16.1` follows it from `relay: queued` to
+ * its `sent`/`deferred`/`bounced` lines. Notifications we generated have none.
+ */
+function txOf(entry: QueueEntry): { tx?: string } {
+  return entry.receivedTx ? { tx: entry.receivedTx } : {};
 }
 
 /** Seconds since the message arrived, as Postfix's `delay=`. */

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger, DnsResolver } from '@mailgate/core';
 import { startTestGateway } from '@mailgate/core/testing';
 import relay, { type RelayOptionsInput } from '../src/index.js';
-import { allowRelay, closedPort, DEST_ZONE, message, reject, sendMail, startReceiver, useRelayFixture, waitFor, type Receiver } from './helpers.js';
+import { allowRelay, closedPort, DEST_ZONE, message, reject, sendMail, tempfail, startReceiver, useRelayFixture, waitFor, type Receiver } from './helpers.js';
 
 const fx = useRelayFixture({
   ...DEST_ZONE,
@@ -106,6 +106,21 @@ describe('relay log: delivered, bounced, deferred', () => {
     const next = Date.parse(String(line.nextAttempt));
     expect(next).toBeGreaterThanOrEqual(before + 29_000);
     expect(next).toBeLessThanOrEqual(Date.now() + 30_000);
+  });
+});
+
+describe('relay log: the transaction id the client was told', () => {
+  it('is `tx` on the queued, sent, deferred and bounced lines of its message, so grep follows it', async () => {
+    const dest = await receiver({ policy: (rcpt, n) => (rcpt === 'gone@dest.test' ? reject('gone', { code: 550, enhanced: '5.1.1' }) : rcpt === 'later@dest.test' && n === 1 ? tempfail('busy', { code: 451, enhanced: '4.3.0' }) : undefined) });
+    const senderMx = await receiver();
+    const r = await relayer({ mxPort: { 'mx1.dest.test': dest.port, 'mx.sender.test': senderMx.port }, retry: { schedule: ['200ms'], maxAge: '1h', jitter: 0 } });
+    const replies = await sendMail(r.port, 'alice@sender.test', ['bob@dest.test', 'gone@dest.test', 'later@dest.test'], message('traced'));
+    const tx = /queued as (\S+)/.exec(replies.at(-1)!)![1]!;
+    await waitLine(r.lines, 'relay: sent', (l) => l.to === 'later@dest.test');
+    const id = queuedId(r.lines);
+    const ofMessage = r.lines.filter((l) => l.id === id && /^relay: (queued|sent|deferred|bounced|bounce queued)$/.test(l.msg));
+    expect(ofMessage.map((l) => l.msg).sort()).toEqual(['relay: bounce queued', 'relay: bounced', 'relay: deferred', 'relay: queued', 'relay: sent', 'relay: sent']);
+    for (const line of ofMessage) expect(line.tx).toBe(tx);
   });
 });
 
