@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, validateWith } from './config/load.js';
 import { hashPassword } from './auth/password.js';
+import { coreVersion } from './core-version.js';
 import { errorMessage } from './hooks.js';
 import { importPlugin, loadGateway } from './loader.js';
 import { createLogger, type LogLevel } from './log.js';
@@ -44,8 +45,7 @@ function stackOf(error: unknown): string | undefined {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return coreVersion();
 }
 
 /** `127.0.0.1:2525`, `[::1]:2525`, or `:2525` (loopback). */

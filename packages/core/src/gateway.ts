@@ -4,6 +4,8 @@ import type { z } from 'zod';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { domainToASCII } from 'node:url';
 import { ConfigError, resolveConfig, validateWith, type ConfigSource } from './config/load.js';
+import { formatPath } from './config/issues.js';
+import { coreRangeAccepts, coreVersion } from './core-version.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
 import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
@@ -45,6 +47,11 @@ export interface TapStats {
  * from a config object (YAML or code); plugins are added with `use()` before
  * `listen()`; after that the hooks are closed to new taps.
  */
+/** No options given: nothing, or an empty mapping (`with: {}`). */
+function isEmptyOptions(options: unknown): boolean {
+  return options === undefined || options === null || (typeof options === 'object' && !Array.isArray(options) && Object.keys(options).length === 0);
+}
+
 export class Gateway implements PluginGatewayView {
   readonly config: GatewayConfig;
   readonly hooks: GatewayHooks;
@@ -139,10 +146,27 @@ export class Gateway implements PluginGatewayView {
   async use<S extends z.ZodType>(plugin: PluginDefinition<S>, options?: z.input<S>, useOptions: UseOptions & { index?: number } = {}): Promise<void> {
     if (this.started) throw new Error(`cannot add plugin "${plugin.name}" after the gateway started listening`);
     if (!isPlugin(plugin)) throw new TypeError('use(): not a plugin made with definePlugin()');
-    const prefix = useOptions.index === undefined ? [] : ['plugins', useOptions.index, 'with'];
+    const at = useOptions.index === undefined ? undefined : ['plugins', useOptions.index];
+    const written = plugin.core;
+    if (written !== undefined) {
+      const accepted = coreRangeAccepts(String(written), coreVersion());
+      if (accepted !== true) {
+        const why =
+          accepted === undefined
+            ? `plugin "${plugin.name}" declares core: ${JSON.stringify(written)}, which is not a range of @mailgate/core versions (e.g. "0.x", "1", "^0.1")`
+            : `plugin "${plugin.name}" was written for @mailgate/core ${written}; this is @mailgate/core ${coreVersion()}`;
+        throw at ? this.configError([...at, 'use'], why) : new Error(why);
+      }
+    }
+    const prefix = at ? [...at, 'with'] : [];
     const validated = plugin.options
-      ? validateWith(plugin.options, options ?? {}, useOptions.index === undefined ? undefined : this.source, prefix)
+      ? validateWith(plugin.options, options ?? {}, at ? this.source : undefined, prefix)
       : options;
+    if (!plugin.options && !isEmptyOptions(options)) {
+      // Options nobody reads are a mistake the admin would never see otherwise.
+      const why = `plugin "${plugin.name}" takes no options`;
+      throw at ? this.configError([...at, 'with'], why) : new TypeError(`use(): ${why}`);
+    }
     let name = useOptions.name ?? plugin.name;
     for (let n = 2; this.pluginNames.has(name); n++) name = `${useOptions.name ?? plugin.name}#${n}`;
     this.pluginNames.add(name);
@@ -153,6 +177,8 @@ export class Gateway implements PluginGatewayView {
       options: validated,
       hooks: this.hooks,
       tap: (hook, fn, opts = {}) => {
+        // (TypeScript checks the name; a JavaScript plugin gets this instead of "cannot read properties of undefined")
+        if (!Object.hasOwn(this.hooks, hook)) throw new TypeError(`plugin "${name}": tap(): no hook named ${JSON.stringify(hook)} (hooks: ${Object.keys(this.hooks).join(', ')})`);
         const tap = { name, ...(timeout === undefined ? {} : { timeout }), ...opts };
         // Sync and async taps alike: the interceptor handles both, and times out only promises.
         (this.hooks[hook] as unknown as { tap(o: object, f: Function): void }).tap(tap, fn);
@@ -243,12 +269,7 @@ export class Gateway implements PluginGatewayView {
 
   private async readTls(tls: NonNullable<GatewayConfig['tls']>): Promise<SecureContext> {
     const fail = (key: 'key' | 'cert' | undefined, message: string): never => {
-      const path = key ? ['tls', key] : ['tls'];
-      const position = this.source?.locate(path);
-      throw new ConfigError(
-        [{ path, pathText: path.join('.'), message, ...(this.source?.file ? { file: this.source.file } : {}), ...(position ? { line: position.line, column: position.column } : {}) }],
-        this.source?.file,
-      );
+      throw this.configError(key ? ['tls', key] : ['tls'], message);
     };
     const read = (key: 'key' | 'cert') => readFile(tls[key]).catch((error: unknown) => fail(key, `cannot read the TLS ${key === 'key' ? 'private key' : 'certificate'}: ${errorMessage(error)}`));
     const [key, cert] = await Promise.all([read('key'), read('cert')]);
@@ -257,6 +278,15 @@ export class Gateway implements PluginGatewayView {
     } catch (error) {
       return fail(undefined, `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
     }
+  }
+
+  /** A config mistake found after validation, placed at its key in the YAML file when there is one. */
+  private configError(path: (string | number)[], message: string): ConfigError {
+    const position = this.source?.locate(path);
+    return new ConfigError(
+      [{ path, pathText: formatPath(path), message, ...(this.source?.file ? { file: this.source.file } : {}), ...(position ? { line: position.line, column: position.column } : {}) }],
+      this.source?.file,
+    );
   }
 
   get addresses(): AddressInfo[] {
@@ -397,10 +427,17 @@ export class Gateway implements PluginGatewayView {
       this.log.debug('plugin aborted', { plugin: outcome.plugin, hook: outcome.hook, error: outcome.error, ms: Math.round(outcome.ms) });
     } else if (outcome.error !== undefined) {
       stats.errors++;
+      // Which session and transaction, and where in the plugin: enough to find the bug.
+      const session = args[0] instanceof SmtpSession ? args[0].id : undefined;
+      const failedTx = args[1] instanceof Transaction ? args[1].id : undefined;
+      const error = outcome.error;
       this.log.warn(outcome.timedOut ? 'plugin timed out' : 'plugin failed', {
         plugin: outcome.plugin,
         hook: outcome.hook,
-        error: outcome.error,
+        session,
+        tx: failedTx,
+        error,
+        ...(!outcome.timedOut && error instanceof Error && typeof error.stack === 'string' ? { stack: error.stack.split('\n').slice(0, 8).join('\n') } : {}),
         ms: Math.round(outcome.ms),
       });
     }
