@@ -21,6 +21,7 @@ import {
   type WireResult,
 } from './answer.js';
 import { TtlCache } from './cache.js';
+import { estimateBytes } from './cache-size.js';
 import { DnsError } from './errors.js';
 import { normalizeName, reverseName } from './names.js';
 import { parseServer, systemServers, type NameServer } from './servers.js';
@@ -33,13 +34,30 @@ export interface DnsResolverOptions {
   timeout?: number;
   /** passes over the server list (at least 1); default 2 */
   retries?: number;
-  /** positive and negative cache; default on with 10 000 entries */
-  cache?: boolean | { maxEntries?: number };
+  /**
+   * positive and negative cache; default on, at most 10 000 entries and 32 MiB (an
+   * estimate of the memory held), answers over 32 KiB not cached (see DEFAULT_* below)
+   */
+  cache?: boolean | { maxEntries?: number; maxBytes?: number; maxEntryBytes?: number };
   /** clock for cache expiry, ms since epoch; default Date.now (tests inject their own) */
   now?: () => number;
 }
 
 const DEFAULT_MAX_ENTRIES = 10_000;
+/**
+ * Sender domains, and so the zones answering, are chosen by whoever connects: without a
+ * byte budget 10 000 large TXT answers held the gateway near a gigabyte. Ordinary answers
+ * estimate at 0.3-2 KB, so 10 000 of them fit in 32 MiB several times over and the budget
+ * only bites when answers are unusually large.
+ */
+const DEFAULT_MAX_BYTES = 32 * 1024 ** 2;
+/**
+ * About 14 000 characters of record data. Real answers are far smaller: an SPF record is
+ * under 4 KB (RFC 7208 §3.4 asks for one that fits 512 octets), a domain's whole TXT set
+ * a few KB, MX and address sets tiny. A DNS message can carry up to 64 KB; such an answer
+ * is asked for again each time rather than pushing a thousand ordinary entries out.
+ */
+const DEFAULT_MAX_ENTRY_BYTES = 32 * 1024;
 
 export class DnsResolver {
   readonly servers: readonly NameServer[];
@@ -57,8 +75,13 @@ export class DnsResolver {
     this.now = options.now ?? Date.now;
     const cache = options.cache ?? true;
     if (cache !== false) {
-      const max = cache === true ? DEFAULT_MAX_ENTRIES : (cache.maxEntries ?? DEFAULT_MAX_ENTRIES);
-      this.cache = new TtlCache(max);
+      const limits = cache === true ? {} : cache;
+      this.cache = new TtlCache<WireResult>({
+        maxEntries: limits.maxEntries ?? DEFAULT_MAX_ENTRIES,
+        maxBytes: limits.maxBytes ?? DEFAULT_MAX_BYTES,
+        maxEntryBytes: limits.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
+        sizeOf: estimateBytes,
+      });
     }
   }
 
@@ -144,6 +167,11 @@ export class DnsResolver {
   /** Host names of an IPv4 or IPv6 address (PTR on its in-addr.arpa / ip6.arpa name). */
   async reverse(ip: string): Promise<string[]> {
     return this.resolvePtr(reverseName(ip));
+  }
+
+  /** What the cache holds: entries, and the estimated bytes the byte budget counts. */
+  cacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.cache?.size ?? 0, bytes: this.cache?.bytes ?? 0 };
   }
 
   /** Forget every cached answer. */

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TtlCache } from '../../src/dns/cache.js';
 import { DnsError, normalizeName, reverseLabels, reverseName } from '../../src/dns/index.js';
 import { parseServer, systemServers } from '../../src/dns/servers.js';
 
@@ -58,20 +57,5 @@ describe('servers', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe('TtlCache', () => {
-  it('expires entries and evicts the least recently used', () => {
-    const cache = new TtlCache<string>(2);
-    cache.set('a', 'A', 10, 0);
-    cache.set('b', 'B', 10, 0);
-    expect(cache.get('a', 9_999)).toBe('A');
-    cache.set('c', 'C', 10, 0); // evicts b, the least recently used
-    expect(cache.get('b', 0)).toBeUndefined();
-    expect(cache.get('a', 10_000)).toBeUndefined(); // expired
-    expect(cache.size).toBe(1);
-    cache.set('z', 'Z', 0, 0); // TTL 0: not cached
-    expect(cache.get('z', 0)).toBeUndefined();
   });
 });
