@@ -223,11 +223,13 @@ class SpamFilter {
 
   /** The sender's X-Spam-* fields, and Authentication-Results fields naming us as their authserv-id. */
   private async removeForeignHeaders(tx: Transaction): Promise<void> {
-    const us = this.gateway.hostname.toLowerCase();
+    const us = domainKey(this.gateway.hostname);
     const removed = await tx.message!.removeHeaders((name, value) => {
       const lower = name.toLowerCase();
       if (lower.startsWith('x-spam-')) return true;
-      return lower === 'authentication-results' && authservId(value)?.toLowerCase() === us;
+      if (lower !== 'authentication-results') return false;
+      const id = authservId(value);
+      return id !== undefined && domainKey(id) === us;
     });
     if (removed > 0) this.log.debug('spam: removed header fields the sender put in', { tx: tx.id, removed });
   }
@@ -321,6 +323,14 @@ class SpamFilter {
     // prependRawHeader puts each header on top: add them bottom first.
     for (const header of spamHeaders(result, this.options.tag, this.options.headers).reverse()) message.prependRawHeader(header.name, header.value);
   }
+}
+
+/**
+ * An authserv-id as readers compare it: without case, and "mx.test." (the absolute form)
+ * is the same host as "mx.test", so a forged field written either way claims to be ours.
+ */
+function domainKey(id: string): string {
+  return id.toLowerCase().replace(/\.$/, '');
 }
 
 /**
