@@ -132,6 +132,8 @@ describe('relay: failures and bounces', () => {
     expect(dsn.data).toContain('Message-ID: <partial@sender.test>');
     expect(dsn.data).not.toContain('Hello there.');
     expect(dsn.data).not.toContain('good@dest.test');
+    // The bounce is queued (and may arrive) before the `bounced` event is emitted: wait for the event.
+    await waitFor(() => r.events.bounced.length > 0, 10_000, 'the bounced event');
     expect(r.events.bounced).toHaveLength(1);
     expect(r.events.bounced[0]!.recipients.map((x) => x.address)).toEqual(['bad@dest.test']);
     await waitFor(async () => (await queueFiles(r)).length === 0, 5_000, 'empty queue');
@@ -162,6 +164,8 @@ describe('relay: failures and bounces', () => {
     await waitFor(() => senderMx.messages.length === 1, 10_000, 'the bounce');
     expect(senderMx.messages[0]!.data).toContain('Status: 4.4.7');
     expect(senderMx.messages[0]!.data).toMatch(/delivery time expired/);
+    // (the event follows the bounce, which may already have arrived)
+    await waitFor(() => r.events.bounced.length > 0, 10_000, 'the bounced event');
     expect(r.events.bounced[0]!.reason).toBe('expired');
   });
 
