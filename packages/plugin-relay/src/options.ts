@@ -64,6 +64,12 @@ export const relayOptionsSchema = z.strictObject({
   tls: tlsMode.default('opportunistic'),
   /** Verify MX server certificates. Default false (opportunistic TLS is unauthenticated, RFC 7435). */
   tlsVerify: z.boolean().default(false),
+  /**
+   * Most MX addresses tried per delivery attempt (Postfix: smtp_mx_address_limit). Each
+   * may cost `connectTimeout`: a domain whose MX hosts never answer holds a delivery slot
+   * for at most this many timeouts per attempt.
+   */
+  mxAddressLimit: z.number().int().min(1).max(100).default(5),
   /** Concurrent deliveries (SMTP transactions) in total and per destination (a recipient domain, or the smarthost). */
   concurrency: z.number().int().min(1).default(20),
   perDestination: z.number().int().min(1).default(5),

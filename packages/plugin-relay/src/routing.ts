@@ -110,11 +110,17 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
     mx = mx.filter((r) => r.exchange !== '.' && r.exchange !== '');
   }
   const implicit = mx.length === 0;
-  const hosts = implicit ? [{ exchange: domain, priority: 0 }] : orderMx(mx);
+  // A hostile domain may list many MX hosts (each with many addresses) that never answer:
+  // only the best MAX_MX_HOSTS are looked at, and their addresses are looked up in order,
+  // host after host, only until `mxAddressLimit` addresses are known (Postfix:
+  // smtp_mx_address_limit), so one attempt costs at most that many connection timeouts.
+  const hosts = implicit ? [{ exchange: domain, priority: 0 }] : orderMx(mx).slice(0, MAX_MX_HOSTS);
   const hops: Hop[] = [];
+  const limit = options.mxAddressLimit;
   let lastError: unknown;
   let allPermanent = true;
   for (const { exchange } of hosts) {
+    if (hops.length >= limit) break;
     const name = exchange.replace(/\.$/, '').toLowerCase();
     const found = await addresses(dns, name);
     if (!found.list.length) {
@@ -124,22 +130,30 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
     }
     const port = options.mxPort[name] ?? options.port;
     for (const address of found.list) {
-      hops.push({
-        name,
-        address,
-        port,
-        tls: options.tls,
-        tlsVerify: options.tlsVerify,
-        implicitTls: false,
-        auth: undefined,
-        authInsecure: false,
-        key: `${name}|${address}|${port}|${options.tls}`,
-      });
+      if (hops.length >= limit) break;
+      hops.push(mxHop(name, address, port, options));
     }
   }
   if (hops.length) return { kind: 'hops', hops };
   if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };
   return { kind: 'temporary', error: `no reachable address for ${domain}'s mail exchangers: ${describe(lastError)}` };
+}
+
+/** Most MX records of a domain looked at (by preference); the rest are ignored. */
+export const MAX_MX_HOSTS = 10;
+
+function mxHop(name: string, address: string, port: number, options: RelayOptions): Hop {
+  return {
+    name,
+    address,
+    port,
+    tls: options.tls,
+    tlsVerify: options.tlsVerify,
+    implicitTls: false,
+    auth: undefined,
+    authInsecure: false,
+    key: `${name}|${address}|${port}|${options.tls}`,
+  };
 }
 
 /** `text`, with `name: ` before it unless it names `name` already. */
