@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, type DnsResolver } from '@mailgate/core';
 import type { TestDnsServer } from '@mailgate/core/testing';
 import { checkAuth, evaluateDmarc, isAligned, mailauthResolver, organizationalDomain, type DkimSignatureResult } from '../src/auth/index.js';
+import { MAX_AUTH_TXT_LENGTH } from '../src/auth/resolver-adapter.js';
 import { SpamChecks } from '../src/checks.js';
 import { spamOptionsSchema } from '../src/options.js';
 import { mail, sign, startAuthDns } from './auth-helpers.js';
@@ -88,6 +89,14 @@ describe('policy', () => {
   it('no record is none; an invalid p= is taken as none', async () => {
     expect(await dmarc('ann@nothing.example')).toMatchObject({ result: 'none', domain: 'nothing.example' });
     expect(await dmarc('ann@bad-p.example')).toMatchObject({ result: 'fail', policy: 'none', disposition: 'none' });
+  });
+
+  it(`TXT records over MAX_AUTH_TXT_LENGTH are left out: alone, no policy; beside a real one, that one applies`, async () => {
+    const junk = `v=DMARC1; p=none; rua=mailto:${'x'.repeat(MAX_AUTH_TXT_LENGTH)}@huge.example`;
+    dns.server.set('_dmarc.huge.example', { TXT: [junk] });
+    dns.server.set('_dmarc.mixed.example', { TXT: ['v=DMARC1; p=reject', junk] });
+    expect(await dmarc('ann@huge.example')).toMatchObject({ result: 'none', domain: 'huge.example' });
+    expect(await dmarc('ann@mixed.example')).toMatchObject({ result: 'fail', policy: 'reject', disposition: 'reject' });
   });
 
   it('a temporary DNS failure is temperror, never a reject', async () => {

@@ -43,6 +43,16 @@ export interface AdapterOptions {
   maxQueries?: number;
 }
 
+/**
+ * TXT records longer than this (chunks joined) are not handed to mailauth: they are
+ * left out as if not published. A DMARC record is a few hundred characters and a DKIM
+ * key record under 1 KB (about 1.5 KB even for an 8192-bit RSA key); a zone can answer
+ * up to 64 KB, which would only be text for mailauth to split, unfold and base64-check.
+ * Left out rather than failed: DMARC keeps only "v=DMARC1" records anyway, and a key
+ * record that long is no usable key.
+ */
+export const MAX_AUTH_TXT_LENGTH = 8192;
+
 /** Only TXT is needed (DKIM keys, DMARC records); other types are refused rather than asked. */
 export function mailauthResolver(dns: Pick<DnsResolver, 'resolve'>, options: AdapterOptions = {}): MailauthResolver {
   let queries = 0;
@@ -51,13 +61,17 @@ export function mailauthResolver(dns: Pick<DnsResolver, 'resolve'>, options: Ada
     if (options.signal?.aborted) throw new NodeDnsError('ECANCELLED', `${name}: lookup cancelled`, name);
     if (rrtype !== 'TXT') throw new NodeDnsError('ENOTIMP', `${name}: ${rrtype} lookups are not used`, name);
     if (++queries > max) throw new NodeDnsError('ESERVFAIL', `${name}: more than ${max} lookups for one message`, name);
-    let records: string[][];
+    let answer: string[][];
     try {
-      records = await dns.resolve(name, 'TXT');
+      answer = await dns.resolve(name, 'TXT');
     } catch (error) {
       throw new NodeDnsError(nodeCode(error), error instanceof Error ? error.message : String(error), name);
     }
-    if (records.length === 0) throw new NodeDnsError('ENODATA', `${name}: no TXT record`, name);
+    const records = answer.filter((chunks) => chunks.reduce((n, c) => n + c.length, 0) <= MAX_AUTH_TXT_LENGTH);
+    if (records.length === 0) {
+      const why = answer.length === 0 ? 'no TXT record' : `no TXT record of at most ${MAX_AUTH_TXT_LENGTH} characters`;
+      throw new NodeDnsError('ENODATA', `${name}: ${why}`, name);
+    }
     return records;
   };
 }

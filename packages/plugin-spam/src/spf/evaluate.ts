@@ -15,6 +15,14 @@ import { isSpfRecord, parseSpfRecord, type Directive, type Qualifier } from './r
 /** §4.6.4: an "mx" whose MX answer names more hosts than this is a permerror. */
 export const MAX_MX_NAMES = 10;
 
+/**
+ * A selected record longer than this is a permerror before it is parsed. RFC 7208 sets
+ * no limit, but asks (§3.4) for records that fit a 512-octet UDP answer; real ones are
+ * under 4 KB, and the ten-lookup limit leaves nothing for a longer one to do. A zone can
+ * answer up to 64 KB, and that much text is only ever work for us.
+ */
+export const MAX_SPF_RECORD_LENGTH = 8192;
+
 export interface HostResult {
   result: 'none' | 'neutral' | 'pass' | 'fail' | 'softfail';
   mechanism?: string;
@@ -42,6 +50,9 @@ export async function checkHost(ctx: CheckContext, target: string): Promise<Host
   const records = await spfRecordsOf(ctx, domain);
   if (records.length === 0) return { result: 'none' };
   if (records.length > 1) throw permerror(`${domain} has ${records.length} SPF records`);
+  if (records[0]!.length > MAX_SPF_RECORD_LENGTH) {
+    throw permerror(`${domain} has an SPF record of ${records[0]!.length} characters (more than ${MAX_SPF_RECORD_LENGTH})`);
+  }
   const record = parseSpfRecord(records[0]!);
 
   for (const directive of record.directives) {

@@ -5,6 +5,7 @@
  */
 import { DnsResolver } from '@mailgate/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SPF_RECORD_LENGTH } from '../../src/spf/evaluate.js';
 import { checkSpf, checkSpfHelo, type SpfOptions, type SpfQuery } from '../../src/spf/index.js';
 import { startZoneServer, type SuiteRecord, type SuiteZone, type ZoneServer } from './zone-server.js';
 
@@ -12,8 +13,10 @@ const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n 
 const names = (n: number, f: (i: number) => [string, SuiteRecord[]]): SuiteZone => Object.fromEntries(many(n, f));
 
 const zone: SuiteZone = {
-  // 10,000 terms that each cause a lookup: over TCP (too big for UDP), stopped at 10
-  'huge.test': [{ TXT: `v=spf1 ${many(10_000, () => 'a').join(' ')} -all` }, { A: '192.0.2.200' }],
+  // 3,000 terms that each cause a lookup: over TCP (too big for UDP), stopped at 10
+  'huge.test': [{ TXT: `v=spf1 ${many(3_000, () => 'a').join(' ')} -all` }, { A: '192.0.2.200' }],
+  // 10,000 such terms: 20 KB, longer than any SPF record has reason to be
+  'toolong.test': [{ TXT: `v=spf1 ${many(10_000, () => 'a').join(' ')} -all` }, { A: '192.0.2.200' }],
   // an include chain 100 deep, a self-include, a redirect ping-pong
   ...names(100, (i) => [`l${i}.chain.test`, [{ TXT: `v=spf1 include:l${i + 1}.chain.test -all` }]]),
   'self.test': [{ TXT: 'v=spf1 include:self.test -all' }],
@@ -40,6 +43,8 @@ const zone: SuiteZone = {
   'exp.test': [{ TXT: 'v=spf1 -all exp=why.exp.test' }],
   'why.exp.test': [{ TXT: '%{l} from %{c} refused by %{r}' }],
   'include-exp.test': [{ TXT: 'v=spf1 include:exp.test -all' }],
+  'bigexp.test': [{ TXT: 'v=spf1 -all exp=why.bigexp.test' }],
+  'why.bigexp.test': [{ TXT: `refused ${'%{d}'.repeat(600)}` }],
   // HELO identity
   'helo.test': [{ TXT: 'v=spf1 ip4:192.0.2.9 -all' }],
   // a policy that never answers
@@ -66,11 +71,18 @@ async function check(sender: string, extra: Partial<SpfOptions> = {}, ip = '192.
 }
 
 describe('SPF evaluation: hostile zones stay bounded', () => {
-  it('stops a 10,000-term record at the 11th lookup term', async () => {
+  it('stops a 3,000-term record at the 11th lookup term', async () => {
     const r = await check('a@huge.test');
     expect(r.result).toBe('permerror');
     expect(r.problem).toMatch(/more than 10 DNS-querying terms/);
     expect(r.queries).toBeLessThanOrEqual(12);
+  });
+
+  it('refuses a record longer than MAX_SPF_RECORD_LENGTH before parsing it: permerror, no lookups', async () => {
+    const r = await check('a@toolong.test');
+    expect(r.result).toBe('permerror');
+    expect(r.problem).toMatch(new RegExp(`more than ${MAX_SPF_RECORD_LENGTH}`));
+    expect(r.queries).toBe(1); // the TXT only
   });
 
   it('stops an include chain 100 deep, a self-include and a redirect loop at the lookup limit', async () => {
@@ -141,6 +153,12 @@ describe('SPF evaluation: explanations', () => {
     const included = await check('a@include-exp.test');
     expect(included.result).toBe('fail');
     expect(included.explanation).toBeUndefined();
+  });
+
+  it('gives no explanation from an exp= record longer than MAX_EXPLANATION_TEMPLATE_LENGTH, but still fails', async () => {
+    const r = await check('a@bigexp.test');
+    expect(r.result).toBe('fail');
+    expect(r.explanation).toBeUndefined();
   });
 });
 
