@@ -5,12 +5,14 @@
  */
 import { resolve } from 'node:path';
 import { rm, readFile, writeFile } from 'node:fs/promises';
-import { accept, definePlugin, tempfail, type Verdict } from '@mailgate/core';
+import type { AddressInfo } from 'node:net';
+import { accept, definePlugin, tempfail, type PluginGatewayView, type Verdict } from '@mailgate/core';
 import { queueCommand, PID_FILE, runningGateway } from './cli.js';
 import { relayHooks } from './hooks.js';
 import { relayOptionsSchema, type RelayOptions } from './options.js';
 import { Relay } from './relay.js';
 import { checkQueueDir, FILE_MODE, openToOthers } from './queue-dir.js';
+import { ownAddressCheck, type Listening } from './own-address.js';
 import { newQueueId, QueueStore, type QueueEntry } from './store.js';
 
 export { relayOptionsSchema, destinationSchema, type RelayOptions, type RelayOptionsInput, type Destination } from './options.js';
@@ -30,7 +32,16 @@ const relayPlugin = definePlugin({
     // alone. A queueDir that could not be made fails now, as when setup made it.
     await checkQueueDir(root);
 
-    const relay = new Relay({ options: opts, store, dns: gateway.dns, log, hostname: gateway.hostname, hooks: relayHooks(gateway), local: gateway });
+    const relay = new Relay({
+      options: opts,
+      store,
+      dns: gateway.dns,
+      log,
+      hostname: gateway.hostname,
+      hooks: relayHooks(gateway),
+      local: gateway,
+      isOwnAddress: ownAddressCheck({ listening: () => listeningOn(gateway), allowLoopback: opts.allowLoopbackMx }),
+    });
     const pidFile = resolve(root, PID_FILE);
     let started = false;
     let stopped = false;
@@ -138,6 +149,17 @@ const relayPlugin = definePlugin({
     });
   },
 });
+
+/**
+ * The sockets the gateway listens on: the Gateway's `addresses` once it listens (real
+ * ports for port 0, resolved host names), else the configured `listen` entries. The
+ * plugin view does not promise `addresses`, so it is used only when it is there.
+ */
+function listeningOn(gateway: PluginGatewayView): Listening[] {
+  const actual = (gateway as { addresses?: unknown }).addresses;
+  if (Array.isArray(actual) && actual.length) return (actual as AddressInfo[]).map((a) => ({ address: a.address, port: a.port }));
+  return gateway.config.listen.map((l) => ({ address: l.host, port: l.port }));
+}
 
 const relays = new WeakMap<object, { relay: Relay; ready: Promise<void> }>();
 

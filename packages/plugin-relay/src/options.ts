@@ -70,6 +70,13 @@ export const relayOptionsSchema = z.strictObject({
    * for at most this many timeouts per attempt.
    */
   mxAddressLimit: z.number().int().min(1).max(100).default(5),
+  /**
+   * Let MX lookups lead to loopback addresses (127.0.0.0/8, ::1). Off: an MX on loopback
+   * is this host, so the mail would loop ("loops back to myself", 5.4.6). On (tests,
+   * other MTAs on this host's loopback): only a loopback address at one of the gateway's
+   * own listening ports is refused. Configured routes and the smarthost are never checked.
+   */
+  allowLoopbackMx: z.boolean().default(false),
   /** Concurrent deliveries (SMTP transactions) in total and per destination (a recipient domain, or the smarthost). */
   concurrency: z.number().int().min(1).default(20),
   perDestination: z.number().int().min(1).default(5),

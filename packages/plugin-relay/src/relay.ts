@@ -13,7 +13,7 @@ import { enhancedStatus } from './dsn.js';
 import { TimeHeap } from './heap.js';
 import type { RelayHooks } from './hooks.js';
 import type { RelayOptions } from './options.js';
-import { route, type Hop } from './routing.js';
+import { route, type Hop, type OwnAddressCheck } from './routing.js';
 import { FILE_MODE } from './queue-dir.js';
 import { isQueueId, newQueueId, QueueStore, type QueueEntry, type QueueRecipient } from './store.js';
 
@@ -30,6 +30,11 @@ export interface RelayDeps {
    * instead of being sent to ourselves by MX.
    */
   local?: Pick<PluginGatewayView, 'isLocalDomain' | 'submit'>;
+  /**
+   * Is this (address, port) the gateway itself (own-address.ts)? Hops found by MX lookup
+   * that are ours fail with "loops back to myself". Default: nothing is.
+   */
+  isOwnAddress?: OwnAddressCheck;
 }
 
 /** Outcome for one recipient of one attempt. */
@@ -48,6 +53,7 @@ export class Relay {
   private readonly hostname: string;
   private readonly hooks: RelayHooks;
   private readonly local: RelayDeps['local'];
+  private readonly isOwnAddress: OwnAddressCheck;
   private readonly pool: ConnectionPool;
 
   /** id → time of its scheduled attempt (the heap may hold stale pairs; this map is the truth). */
@@ -74,6 +80,7 @@ export class Relay {
     this.hostname = deps.hostname;
     this.hooks = deps.hooks;
     this.local = deps.local;
+    this.isOwnAddress = deps.isOwnAddress ?? (() => false);
     this.pool = new ConnectionPool({
       heloName: deps.options.heloName ?? deps.hostname,
       connectTimeout: deps.options.connectTimeout,
@@ -471,7 +478,7 @@ export class Relay {
     if (this.local?.isLocalDomain(domain)) return this.deliverLocally(entry, recipients);
     let r;
     try {
-      r = await route(domain, this.options, this.dns);
+      r = await route(domain, this.options, this.dns, this.isOwnAddress);
     } catch (error) {
       return all({ kind: 'temporary', error: `routing failed: ${(error as Error).message}` });
     }

@@ -73,7 +73,15 @@ export function orderMx(records: Array<{ exchange: string; priority: number }>):
   return [...groups.keys()].sort((a, b) => a - b).flatMap((p) => shuffle(groups.get(p)!));
 }
 
-export async function route(domain: string, options: RelayOptions, dns: DnsResolver): Promise<Route> {
+/** `(address, port) → is it this host?` (own-address.ts); routes found by MX lookup skip such hops. */
+export type OwnAddressCheck = (address: string, port: number) => boolean;
+
+/**
+ * Where `domain`'s mail goes. Configured routes and the smarthost are taken as given (a
+ * content filter on localhost is legitimate); hops found by MX lookup (or implicit MX) are
+ * checked with `isOwn`.
+ */
+export async function route(domain: string, options: RelayOptions, dns: DnsResolver, isOwn: OwnAddressCheck = () => false): Promise<Route> {
   const configured = (Object.hasOwn(options.routes, domain) ? options.routes[domain] : undefined) ?? options.smarthost;
   if (configured) {
     const defaultPort = configured.implicitTls ? 465 : options.port;
@@ -119,6 +127,8 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   const limit = options.mxAddressLimit;
   let lastError: unknown;
   let allPermanent = true;
+  /** An MX host whose address is ours: mail there comes straight back. */
+  let ownHost: string | undefined;
   for (const { exchange } of hosts) {
     if (hops.length >= limit) break;
     const name = exchange.replace(/\.$/, '').toLowerCase();
@@ -131,10 +141,16 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
     const port = options.mxPort[name] ?? options.port;
     for (const address of found.list) {
       if (hops.length >= limit) break;
+      if (isOwn(address, port)) {
+        ownHost ??= `${name}[${address}]`;
+        continue;
+      }
       hops.push(mxHop(name, address, port, options));
     }
   }
   if (hops.length) return { kind: 'hops', hops };
+  // Postfix: "mail for X loops back to myself", a permanent failure (5.4.6).
+  if (ownHost) return { kind: 'permanent', error: `mail for ${domain} loops back to myself (MX ${ownHost} is this host)`, status: '5.4.6' };
   if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };
   return { kind: 'temporary', error: `no reachable address for ${domain}'s mail exchangers: ${describe(lastError)}` };
 }

@@ -136,7 +136,8 @@ export async function startRelayer(relayOptions: RelayOptionsInput, dnsAddress: 
       hooks.deferred.tap('test', (e) => void events.deferred.push(e));
       hooks.bounced.tap('test', (e) => void events.bounced.push(e));
       await g.use(allowRelay);
-      await g.use(relay, { ...relayOptions, queueDir: relayOptions.queueDir || join(dir, 'queue') });
+      // The test receivers are MX hosts on 127.0.0.1: allowed here (only the relayer's own port is refused).
+      await g.use(relay, { allowLoopbackMx: true, ...relayOptions, queueDir: relayOptions.queueDir || join(dir, 'queue') });
     },
     { dns: new DnsResolver({ servers: [dnsAddress] }), ...(process.env.RELAY_TEST_LOG ? { logger: createLogger({ level: 'debug' } as never) } : {}) },
   );

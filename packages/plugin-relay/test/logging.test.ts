@@ -37,7 +37,7 @@ async function relayer(options: RelayOptionsInput): Promise<{ port: number; line
     { hostname: 'relay.test' },
     async (g, dir) => {
       await g.use(allowRelay);
-      await g.use(relay, { retry: { schedule: ['30s'], maxAge: '1h', jitter: 0 }, ...options, queueDir: join(dir, 'queue') });
+      await g.use(relay, { retry: { schedule: ['30s'], maxAge: '1h', jitter: 0 }, allowLoopbackMx: true, ...options, queueDir: join(dir, 'queue') });
     },
     { dns: new DnsResolver({ servers: [fx.dns.address] }), logger },
   );
