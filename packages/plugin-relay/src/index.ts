@@ -84,6 +84,9 @@ const relayPlugin = definePlugin({
     });
     relays.set(gateway, { relay, ready });
 
+    /** Transactions whose queue entry is written but not yet scheduled: reset decides. */
+    const written = new WeakMap<object, string>();
+
     const claimed: Verdict = accept(undefined, { reason: 'relay' });
     tap('claim', (_session, _tx, rcpt) => (rcpt.data.relayAllowed === true ? claimed : undefined));
 
@@ -133,9 +136,42 @@ const relayPlugin = definePlugin({
       // stop writing it, and do not commit a copy that would be delivered twice.
       await store.add(entry, message.stream(), call.signal);
       log.info('relay: queued', { id, tx: tx.id, from: entry.sender, rcpts: recipients.length, size: entry.size });
-      relay.enqueued(id);
+      if (tx.outcome) {
+        // The transaction already ended (this tap outlived its timeout, the client got 451):
+        // `reset` ran without knowing this entry, so it is withdrawn here.
+        await withdraw(id, tx.id);
+        return tempfail(undefined, { reason: 'relay queue write outlived the tap' });
+      }
+      written.set(tx, id);
       return accept(undefined, { reason: `relay queue ${id}` });
     });
+
+    // The entry is on disk (fsync'd) when `queue` resolves, but delivery starts only here,
+    // once every queue tap succeeded and the client got 250: a storage plugin listed after
+    // the relay may still fail the message (4xx/5xx), and then the relayed copy must not go
+    // out (the client would retry it, and each retry would be delivered once more).
+    //
+    // Crash safety: an entry is written once and never marked "not yet accepted". A crash
+    // after a later queue tap failed but before this reset removed the entry leaves it in
+    // the queue, and the next start delivers it although the client got 4xx/5xx: a
+    // duplicate, in a window of milliseconds that exists anyway between our fsync and the
+    // client reading our 250 (the same one Postfix has). A "pending" marker cleared here
+    // would close it only by opening a worse one: a crash between the 250 and clearing the
+    // marker would discard mail the client was told we took. At least once, never lost.
+    tap('reset', (_session, tx) => {
+      const id = written.get(tx);
+      if (id === undefined) return undefined;
+      written.delete(tx);
+      if (tx.outcome?.queued) {
+        relay.enqueued(id);
+        return undefined;
+      }
+      return withdraw(id, tx.id);
+    });
+    const withdraw = async (id: string, txId: string): Promise<void> => {
+      await store.remove(id);
+      log.warn('relay: a later queue step failed: queue entry withdrawn, not relayed', { id, tx: txId });
+    };
 
     onClose(async () => {
       stopped = true;
