@@ -476,6 +476,20 @@ export class Relay {
   private async deliver(entry: QueueEntry, domain: string, recipients: QueueRecipient[]): Promise<Map<QueueRecipient, Outcome>> {
     const all = (o: Outcome) => new Map(recipients.map((r) => [r, o] as const));
     if (this.local?.isLocalDomain(domain)) return this.deliverLocally(entry, recipients);
+    // A quoted local part may hold `<` or `>` (`"a>b"@example.org`, valid RFC 5321), but the
+    // SMTP client (nodemailer) refuses to put such an address into a command, for the whole
+    // transaction, and no retry changes that: the address fails for good (5.1.3, 5.1.7 for
+    // the sender), its co-recipients are sent as usual.
+    if (!sendable(entry.sender)) {
+      return all({ kind: 'permanent', error: `the sender address ${entry.sender} cannot be sent over SMTP by this relay (it contains < or >)`, status: '5.1.7' });
+    }
+    const unsendable = recipients.filter((r) => !sendable(r.address));
+    if (unsendable.length) {
+      const rest = recipients.filter((r) => sendable(r.address));
+      const out = rest.length ? await this.deliver(entry, domain, rest) : new Map<QueueRecipient, Outcome>();
+      for (const r of unsendable) out.set(r, { kind: 'permanent', error: `${r.address}: this relay cannot send an address that contains < or > over SMTP`, status: '5.1.3' });
+      return out;
+    }
     let r;
     try {
       r = await route(domain, this.options, this.dns, this.isOwnAddress);
@@ -774,6 +788,11 @@ function wantsFailureDsn(entry: QueueEntry, r: QueueRecipient): boolean {
 /** NOTIFY=SUCCESS from a real sender: a hop that does not take it over gets us a "relayed" DSN. */
 function wantsRelayedDsn(entry: QueueEntry, r: QueueRecipient): boolean {
   return entry.kind === 'message' && entry.sender !== '' && r.notify?.includes('SUCCESS') === true;
+}
+
+/** Whether the SMTP client can write `address` into MAIL/RCPT (nodemailer refuses CR, LF, `<` and `>`). */
+function sendable(address: string): boolean {
+  return !/[\r\n<>]/.test(address);
 }
 
 /** A recipient's RCPT parameters for a next hop that does DSN: `NOTIFY=… ORCPT=…`, or undefined. */
