@@ -11,19 +11,49 @@ export interface Reply {
   text: string | readonly string[];
 }
 
-/** Format a reply as wire bytes: `250-first\r\n250 last\r\n`. CR and LF inside text are removed so a plugin's text cannot inject a second reply. */
+/** RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, its CRLF included. */
+const MAX_REPLY_LINE = 512;
+
+/**
+ * Format a reply as wire bytes: `250-first\r\n250 last\r\n`. Whatever a plugin put in the
+ * text, the reply is well formed: CR and LF inside text are removed (no second reply
+ * injected), anything but printable US-ASCII becomes `?` (replies are ASCII unless the
+ * client asked for SMTPUTF8, and a client's own bytes echoed back must not be control
+ * sequences), and a line longer than 512 octets is continued on further lines.
+ */
 export function formatReply(reply: Reply): string {
   const text: unknown = reply.text;
   // Plugins are untyped at run time: a number or an object as text must still give a reply line.
-  const lines = typeof text === 'string' ? text.split('\n') : Array.isArray(text) ? text.map(asText) : [asText(text)];
+  const given = typeof text === 'string' ? text.split('\n') : Array.isArray(text) ? text.map(asText) : [asText(text)];
   const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
+  const room = MAX_REPLY_LINE - 2 - String(reply.code).length - prefix.length;
+  const lines = given.flatMap((l) => wrap(printable(stripLineBreaks(asText(l ?? ''))), room));
   let out = '';
   const last = lines.length - 1;
   for (let i = 0; i <= last; i++) {
-    const line = stripLineBreaks(asText(lines[i] ?? ''));
-    out += `${reply.code}${i === last ? prefix : prefix.replace(' ', '-')}${line}\r\n`;
+    out += `${reply.code}${i === last ? prefix : prefix.replace(' ', '-')}${lines[i]}\r\n`;
   }
   if (last < 0) out = `${reply.code}${prefix}\r\n`;
+  return out;
+}
+
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[^\x20-\x7e]/.test(text) ? text.replace(/\t/g, ' ').replace(/[^\x20-\x7e]/gu, '?') : text;
+}
+
+/** Lines of at most `room` characters, broken at a space where there is one. */
+function wrap(line: string, room: number): string[] {
+  if (line.length <= room) return [line];
+  const out: string[] = [];
+  let rest = line;
+  while (rest.length > room) {
+    const space = rest.lastIndexOf(' ', room);
+    const cut = space > 0 ? space : room;
+    out.push(rest.slice(0, cut));
+    rest = rest.slice(space > 0 ? cut + 1 : cut);
+  }
+  out.push(rest);
   return out;
 }
 

@@ -53,7 +53,32 @@ function lines(out: string, code: number): string[] {
   return raw.map((line) => line.slice(4));
 }
 
+/** What a reply line may carry: printable US-ASCII (a tab is a space; anything else one `?` per character). */
+const ascii = (t: string) => t.replace(/\t/g, ' ').replace(/[^\x20-\x7e\n]/gu, '?');
+
 describe('formatReply', () => {
+  it('no line is longer than 512 octets with its CRLF, and only printable ASCII is sent; a long text is continued, not cut', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 200, max: 599 }),
+        fc.option(enhancedCode, { nil: undefined }),
+        fc.array(fc.oneof(fc.fullUnicodeString({ maxLength: 40 }), fc.constantFrom(' ', 'x'.repeat(300), 'é', '\t')), { maxLength: 60 }).map((p) => p.join('')),
+        (code, enhanced, text) => {
+          const out = formatReply({ code, enhanced, text } as Reply);
+          for (const line of out.split('\r\n').slice(0, -1)) {
+            expect(Buffer.byteLength(`${line}\r\n`)).toBeLessThanOrEqual(512);
+            expect(line).toMatch(/^[\x20-\x7e]*$/);
+          }
+          const pieces = lines(out, code).map((t) => (enhanced ? t.slice(enhanced.length + 1) : t));
+          // the pieces are the text (broken at a space, which the break replaces, or inside a word)
+          expect(pieces.join('').replace(/ /g, '')).toBe(ascii(text.replace(/[\r\n]+/g, ' ')).replace(/ /g, ''));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+
   it('gives exactly one well-formed reply, whatever the text, and every line carries the code and the enhanced code', () => {
     fc.assert(
       fc.property(fc.integer({ min: 200, max: 599 }), fc.option(enhancedCode, { nil: undefined }), replyText, (code, enhanced, text) => {
@@ -67,11 +92,11 @@ describe('formatReply', () => {
     );
   });
 
-  it('keeps the text: a string is split at LF, and a CR left inside a line becomes one space', () => {
+  it('keeps the text: a string is split at LF, a CR left inside a line becomes one space, all but printable ASCII `?`', () => {
     fc.assert(
       fc.property(fc.integer({ min: 200, max: 599 }), lineText, (code, text) => {
         const texts = lines(formatReply({ code, text }), code);
-        expect(texts.join('\n')).toBe(text.replace(/\r+/g, ' '));
+        expect(texts.join('\n')).toBe(ascii(text.replace(/\r+/g, ' ')));
       }),
       { numRuns: 1000 },
     );
@@ -81,7 +106,7 @@ describe('formatReply', () => {
     fc.assert(
       fc.property(fc.integer({ min: 200, max: 599 }), enhancedCode, fc.array(lineText, { minLength: 1, maxLength: 6 }), (code, enhanced, text) => {
         const texts = lines(formatReply({ code, enhanced, text }), code);
-        expect(texts).toEqual(text.map((t) => `${enhanced} ${t.replace(/[\r\n]+/g, ' ')}`));
+        expect(texts).toEqual(text.map((t) => `${enhanced} ${ascii(t.replace(/[\r\n]+/g, ' '))}`));
       }),
       { numRuns: 1000 },
     );
