@@ -103,6 +103,7 @@ export class Gateway implements PluginGatewayView {
       commandTimeout: limits.idleTimeout,
       maxErrors: limits.maxErrors,
       maxUnrecognizedCommands: limits.maxUnrecognizedCommands,
+      maxJunkCommands: limits.maxJunkCommands,
       maxCommandLineLength: limits.maxCommandLineLength,
       bareLineEndings: smtp.bareLineEndings,
       authWithoutTls: smtp.authWithoutTls,

@@ -104,6 +104,8 @@ const limitsSchema = z.strictObject({
   /** RFC 5321 §4.5.3.1.4: servers must accept command lines of 512 octets. With DSN on, MAIL lines may be 100 and RCPT lines 500 longer (RFC 3461 §4). */
   maxCommandLineLength: int(512).default(512),
   maxUnrecognizedCommands: int(1).default(5),
+  /** NOOP, RSET, VRFY and HELP a session may send before each further one counts toward maxErrors (Postfix's smtpd_junk_command_limit). */
+  maxJunkCommands: int(0).default(100),
   /** Wait for each command line. */
   idleTimeout: timeout().default(60_000),
   /** The whole DATA or BDAT phase of one message. */

@@ -25,6 +25,8 @@ export interface EngineOptions {
   commandTimeout: number;
   maxErrors: number;
   maxUnrecognizedCommands: number;
+  /** NOOP/RSET/VRFY/HELP a session may send before each further one counts as an error. */
+  maxJunkCommands: number;
   maxCommandLineLength: number;
   bareLineEndings: BareLineEndingPolicy;
   authWithoutTls: boolean;
@@ -70,8 +72,11 @@ export interface EngineIO {
   write(data: string): void;
   /** Flush pending writes, then close. */
   close(): void;
-  /** Upgrade to TLS after the 220 reply has been flushed; resolves with the negotiated parameters. */
-  startTls?(): Promise<TlsInfo>;
+  /**
+   * Upgrade to TLS after the 220 reply has been flushed; resolves with the negotiated
+   * parameters. Absent (or undefined: a connection without a TLS context) means no STARTTLS.
+   */
+  startTls?: (() => Promise<TlsInfo>) | undefined;
   /** Stop / restart reading from the peer (back-pressure while a hook or the spool is busy). */
   pause(): void;
   resume(): void;
@@ -103,6 +108,8 @@ const MAX_BACKLOG = 64 * 1024;
 /** What DSN parameters add to the longest MAIL and RCPT line (RFC 3461 §4). */
 const DSN_MAIL_EXTRA = 100;
 const DSN_RCPT_EXTRA = 500;
+/** The longest SASL response line taken (RFC 4954 §4: at least 12,288 octets). */
+const SASL_RESPONSE_LIMIT = 12_288;
 /** RCPTs past maxRecipients answered 452 without counting as errors (Postfix's smtpd_recipient_overshoot_limit). */
 const RECIPIENT_OVERSHOOT_LIMIT = 1000;
 /** The 354 text clients expect. */
@@ -131,6 +138,8 @@ export class SmtpSession implements Session {
   readonly data: SessionData = {};
   messageCount = 0;
   errorCount = 0;
+  /** NOOP/RSET/VRFY/HELP so far (see junk()). */
+  private junkCount = 0;
   readonly log: Logger;
 
   private phase: Phase = 'start';
@@ -319,7 +328,8 @@ export class SmtpSession implements Session {
           this.io.cork?.();
           if (this.closed) break;
         }
-        if (this.shuttingDown && !this.transaction && this.phase === 'command') {
+        // (a QUIT the client already sent still gets its 221)
+        if (this.shuttingDown && !this.transaction && this.phase === 'command' && !this.quitIsNext()) {
           this.closeForShutdown();
           break;
         }
@@ -341,10 +351,20 @@ export class SmtpSession implements Session {
     }
   }
 
+  /** The next buffered line is a complete QUIT. */
+  private quitIsNext(): boolean {
+    const buf = this.input;
+    if (!buf || buf.length < 5) return false;
+    const lf = buf.indexOf(10);
+    return lf >= 4 && /^QUIT\r?$/i.test(buf.toString('latin1', 0, lf));
+  }
+
   /** Take one command line (without its line ending) out of the input, or undefined if incomplete. */
   private takeLine(): string | undefined {
     const buf = this.input!;
-    const max = this.ctx.options.maxCommandLineLength;
+    // A SASL response is not a command line: RFC 4954 §4 has servers take 12,288 octets
+    // (long passwords and tokens), where a command line is 512.
+    const max = this.phase.startsWith('auth') ? Math.max(SASL_RESPONSE_LIMIT, this.ctx.options.maxCommandLineLength) : this.ctx.options.maxCommandLineLength;
     const lf = buf.indexOf(10);
     if (lf < 0) {
       // A line that trickles in byte by byte resets the idle timer with every byte
@@ -362,7 +382,7 @@ export class SmtpSession implements Session {
         this.input = undefined;
         if (!this.skippingLine) {
           this.skippingLine = true;
-          this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
+          this.lineTooLong();
         }
       }
       return undefined;
@@ -375,10 +395,22 @@ export class SmtpSession implements Session {
     }
     const end = lf > 0 && buf[lf - 1] === 13 ? lf - 1 : lf;
     if (end > max - 2 && end > max - 2 + this.dsnLineExtra(buf)) {
-      this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
+      this.lineTooLong();
       return this.input ? this.takeLine() : undefined;
     }
     return buf.toString('utf8', 0, end);
+  }
+
+  /**
+   * 500 for an over-long line. In an AUTH exchange the exchange ends with it: the next
+   * line is a command again, never taken as the SASL response (a MAIL eaten as a password).
+   */
+  private lineTooLong(): void {
+    if (this.phase.startsWith('auth')) {
+      this.phase = 'command';
+      this.authUser = undefined;
+    }
+    this.error({ code: 500, enhanced: '5.5.6', text: 'Line too long' });
   }
 
   /**
@@ -425,9 +457,11 @@ export class SmtpSession implements Session {
         if (args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: RSET' });
         this.bdatDiscard = false;
         await this.endTransaction('rset');
-        return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+        this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+        return this.junk();
       case 'NOOP':
-        return this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+        this.reply({ code: 250, enhanced: '2.0.0', text: 'OK' });
+        return this.junk();
       case 'QUIT':
         this.quitting = true;
         await this.ctx.hooks.quit.promise(this);
@@ -436,15 +470,17 @@ export class SmtpSession implements Session {
       case 'VRFY':
         if (!this.ctx.options.vrfy) return this.error({ code: 502, enhanced: '5.5.1', text: 'VRFY command is disabled' });
         if (!args) return this.error({ code: 501, enhanced: '5.5.4', text: 'Syntax: VRFY address' });
-        return this.reply({ code: 252, enhanced: '2.5.0', text: 'Cannot VRFY user, but will accept message and attempt delivery' });
+        this.reply({ code: 252, enhanced: '2.5.0', text: 'Cannot VRFY user, but will accept message and attempt delivery' });
+        return this.junk();
       case 'EXPN':
         return this.error({ code: 502, enhanced: '5.5.1', text: 'EXPN command is disabled' });
       case 'HELP':
-        return this.reply({
+        this.reply({
           code: 214,
           enhanced: '2.0.0',
           text: ['Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH', 'See RFC 5321'],
         });
+        return this.junk();
       case 'STARTTLS':
         return this.startTls(args);
       case 'AUTH':
@@ -452,6 +488,17 @@ export class SmtpSession implements Session {
       default:
         return this.unknownCommand(verb);
     }
+  }
+
+  /**
+   * NOOP, RSET, VRFY and HELP move no mail: a client sending one every little while would
+   * hold its connection slot for ever (each resets the idle timer). Past
+   * `maxJunkCommands` each one counts as an error, as Postfix's smtpd_junk_command_limit.
+   */
+  private junk(): void {
+    if (this.internal || ++this.junkCount <= this.ctx.options.maxJunkCommands) return;
+    this.errorCount++;
+    if (this.errorCount >= this.ctx.options.maxErrors) this.tooManyErrors();
   }
 
   private unknownCommand(verb: string): void {

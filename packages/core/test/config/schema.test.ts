@@ -20,6 +20,7 @@ describe('coreConfigSchema defaults', () => {
       maxErrors: 10,
       maxCommandLineLength: 512,
       maxUnrecognizedCommands: 5,
+      maxJunkCommands: 100,
       idleTimeout: 60_000,
       dataTimeout: 300_000,
     });

@@ -5,6 +5,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { GO_AHEAD, OK_MAIL, OK_RCPT, envelope, lines, makeGateway, plugin, ready, sleep, storeGateway, storePlugin } from './helpers.js';
+import { accept } from '../../src/verdict.js';
 
 const TOO_LONG = '500 5.5.6 Line too long\r\n';
 const NOOP_OK = '250 2.0.0 OK\r\n';
@@ -56,11 +57,44 @@ describe('command line length', () => {
     expect(await s.send(`NOOP ${'x'.repeat(994)}\r\n`)).toBe(TOO_LONG);
   });
 
-  it('an overlong line in an AUTH exchange is refused the same way', async () => {
+  it('an overlong SASL response (over 12,288 octets) is refused and ends the AUTH exchange: the next line is a command', async () => {
     const gw = makeGateway({ smtp: { authWithoutTls: true } });
     await gw.use(plugin('auth', ({ tap }) => tap('auth', () => undefined)));
     const s = await ready(gw);
-    expect(await s.send(`AUTH PLAIN\r\n${'A'.repeat(2000)}\r\n*\r\n`)).toBe('334 \r\n' + TOO_LONG + '501 5.0.0 Authentication cancelled\r\n');
+    // (it was taken as the response to the exchange still open: a MAIL eaten as credentials)
+    expect(await s.send(`AUTH PLAIN\r\n${'A'.repeat(13_000)}\r\nNOOP\r\n`)).toBe('334 \r\n' + TOO_LONG + '250 2.0.0 OK\r\n');
+    expect(await s.send(`AUTH LOGIN\r\n${'A'.repeat(13_000)}\r\nNOOP\r\n`)).toBe('334 VXNlcm5hbWU6\r\n' + TOO_LONG + '250 2.0.0 OK\r\n');
+  });
+
+  it('a SASL response longer than a command line is taken (RFC 4954: long passwords and tokens)', async () => {
+    const gw = makeGateway({ smtp: { authWithoutTls: true } });
+    const password = 'p'.repeat(2_000);
+    await gw.use(plugin('auth', ({ tap }) => tap('auth', (_s, c) => (c.username === 'alice' && c.password === password ? accept() : undefined))));
+    const s = await ready(gw);
+    const response = Buffer.from(`\0alice\0${password}`).toString('base64');
+    expect(response.length).toBeGreaterThan(512);
+    expect(await s.send(`AUTH PLAIN\r\n${response}\r\n`)).toBe('334 \r\n235 2.7.0 Authentication successful\r\n');
+  });
+});
+
+describe('junk commands (NOOP, RSET, VRFY, HELP)', () => {
+  it('past maxJunkCommands each one counts as an error: a client cannot hold its slot with NOOPs for ever', async () => {
+    const s = await ready(makeGateway({ limits: { maxJunkCommands: 3, maxErrors: 2 } }));
+    expect(await s.send(lines('NOOP', 'RSET', 'HELP'))).toBe('250 2.0.0 OK\r\n250 2.0.0 OK\r\n214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n214 2.0.0 See RFC 5321\r\n');
+    expect(s.closed).toBe(false);
+    // the 4th and 5th: answered, and each an error; the 2nd error closes
+    expect(await s.send(lines('NOOP', 'NOOP'))).toBe('250 2.0.0 OK\r\n250 2.0.0 OK\r\n421 4.7.0 Too many errors, closing connection\r\n');
+    expect(s.closed).toBe(true);
+  });
+
+  it('mail moving does not count: 150 messages on one connection are fine', async () => {
+    const { gw } = await storeGateway({ limits: { maxJunkCommands: 100 } });
+    const s = await ready(gw);
+    for (let i = 0; i < 150; i++) {
+      expect(await s.send(lines('MAIL FROM:<a@b.test>', 'RCPT TO:<x@example.test>', 'DATA'))).toBe(OK_MAIL + OK_RCPT + GO_AHEAD);
+      expect(await s.send('hi\r\n.\r\n')).toMatch(/^250 /);
+    }
+    expect(s.closed).toBe(false);
   });
 });
 
@@ -181,6 +215,16 @@ describe('idle timeout and shutdown', () => {
     expect(await s.send('hi\r\n.\r\nMAIL FROM:<a@b.test>\r\n')).toMatch(
       /^250 2\.0\.0 OK: queued as \S+\r\n421 4\.3\.2 mx\.test Service shutting down, try again later\r\n$/,
     );
+    expect(stored).toHaveLength(1);
+    expect(s.closed).toBe(true);
+  });
+
+  it('shutdown(): a QUIT pipelined after the message still gets its 221', async () => {
+    const { gw, stored } = await storeGateway();
+    const s = await ready(gw);
+    await s.send(envelope('a@b.test', 'x@example.test'));
+    s.session.shutdown();
+    expect(await s.send('hi\r\n.\r\nQUIT\r\n')).toMatch(/^250 2\.0\.0 OK: queued as \S+\r\n221 2\.0\.0 mx\.test closing connection\r\n$/);
     expect(stored).toHaveLength(1);
     expect(s.closed).toBe(true);
   });

@@ -350,7 +350,8 @@ describe('hostile and broken clients', () => {
   const disconnects: string[] = [];
   beforeAll(async () => {
     gw = await startGateway(
-      { spool: { memoryThreshold: '16KB' }, limits: { maxMessageSize: '10MB' } },
+      // (no junk-command limit: it would close the NOOP flood below before TCP pushes back)
+      { spool: { memoryThreshold: '16KB' }, limits: { maxMessageSize: '10MB', maxJunkCommands: 1_000_000_000 } },
       async (g) => {
         await g.use(
           definePlugin({
