@@ -22,6 +22,11 @@ export interface Envelope {
   use8BitMime: boolean;
   /** MAIL's RET and ENVID (sent only if the server advertises DSN). */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+  /**
+   * The message needs SMTPUTF8 whatever its addresses (it came with MAIL … SMTPUTF8):
+   * MAIL FROM carries the parameter, and a server that does not offer it gets nothing.
+   */
+  smtputf8?: boolean;
   /** Per recipient address: its RCPT parameters, e.g. `NOTIFY=SUCCESS ORCPT=rfc822;a@b` (sent only with DSN). */
   rcptParams?: ReadonlyMap<string, string>;
 }
@@ -88,6 +93,34 @@ function setRcptParams(conn: SMTPConnection, params: ReadonlyMap<string, string>
     return args && (this._supportedExtensions as string[]).includes('DSN') ? ` ${args}` : '';
   };
   return true;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The server's EHLO keywords (nodemailer's parsed list; internal, checked), or undefined if unknown. */
+function extensions(conn: SMTPConnection): string[] | undefined {
+  const list = (conn as unknown as RcptArgsInternals)._supportedExtensions;
+  return Array.isArray(list) ? (list as string[]) : undefined;
+}
+
+/**
+ * nodemailer adds SMTPUTF8 to MAIL FROM only for a non-ASCII address; a message that
+ * needs it for its header (the client sent it with SMTPUTF8) must carry it too (RFC
+ * 6531 §3.4). Wraps the connection's internal `_sendCommand` for one transaction (the
+ * returned function undoes it); false if that internal is not there.
+ */
+function addSmtpUtf8ToMail(conn: SMTPConnection): (() => void) | false {
+  const c = conn as unknown as { _sendCommand?: (str: string, ...rest: unknown[]) => void };
+  const original = c._sendCommand;
+  if (typeof original !== 'function') return false;
+  c._sendCommand = function (this: unknown, str: string, ...rest: unknown[]) {
+    const line = /^MAIL FROM:/i.test(str) && !/\sSMTPUTF8\b/i.test(str) ? `${str} SMTPUTF8` : str;
+    return original.call(this, line, ...rest);
+  };
+  return () => {
+    delete c._sendCommand;
+    if (c._sendCommand !== original) c._sendCommand = original;
+  };
 }
 
 interface Idle {
@@ -207,16 +240,46 @@ export class ConnectionPool {
   }
 
   private transact(hop: Hop, conn: SMTPConnection, envelope: Envelope, body: Readable): Promise<SendResult> {
-    return new Promise((resolve, reject) => {
+    // RFC 6531 §3.4: a message that needs SMTPUTF8 (its flag, or a non-ASCII address) is
+    // never sent to a server that does not offer it: no 8-bit envelope data goes out, the
+    // recipients fail for good with 5.6.7, as Postfix does.
+    const offered = extensions(conn)?.includes('SMTPUTF8') ?? false;
+    let to = envelope.to;
+    const refusedHere: RecipientFailure[] = [];
+    if (!offered) {
+      const refusal = `554 5.6.7 SMTPUTF8 is required, but was not offered by host ${where(hop)}`;
+      if (envelope.smtputf8 || NON_ASCII.test(envelope.from)) {
+        this.release(hop.key, conn);
+        body.destroy();
+        return Promise.reject(new TransactionError(refusal, 554, false));
+      }
+      // Only some recipients need it (a notification to a non-ASCII address): those fail, the others go.
+      to = envelope.to.filter((a) => !NON_ASCII.test(a));
+      for (const address of envelope.to) if (NON_ASCII.test(address)) refusedHere.push({ address, code: 554, response: refusal });
+      if (!to.length) {
+        this.release(hop.key, conn);
+        body.destroy();
+        return Promise.reject(new TransactionError(refusal, 554, false, refusedHere));
+      }
+    }
+    const restore = offered && envelope.smtputf8 ? addSmtpUtf8ToMail(conn) : undefined;
+    if (restore === false) {
+      // The parameter cannot be added: better not send than send without it.
+      this.release(hop.key, conn);
+      body.destroy();
+      return Promise.reject(new TransactionError(`cannot send SMTPUTF8 to ${where(hop)} (SMTP client internals changed)`, undefined, false));
+    }
+    return new Promise<SendResult>((resolve, reject) => {
       let settled = false;
       const fail = (err: NodemailerError) => {
         if (settled) return;
         settled = true;
+        restore?.();
         conn.off('error', onError);
         conn.off('end', onEnd);
         body.destroy();
         this.quit(conn);
-        reject(toError(err, false, where(hop), (err.rejectedErrors ?? []).map(failure)));
+        reject(toError(err, false, where(hop), [...(err.rejectedErrors ?? []).map(failure), ...refusedHere]));
       };
       const onError = (err: Error) => fail(err);
       const onEnd = () => fail(new Error('connection closed during the transaction'));
@@ -228,7 +291,7 @@ export class ConnectionPool {
       conn.send(
         {
           from: envelope.from || false,
-          to: envelope.to,
+          to,
           size: envelope.size,
           use8BitMime: envelope.use8BitMime,
           ...(envelope.dsn && (envelope.dsn.ret || envelope.dsn.envid) ? { dsn: { ...envelope.dsn } } : {}),
@@ -238,9 +301,11 @@ export class ConnectionPool {
           if (err || !info) return fail((err as NodemailerError | null) ?? new Error('send failed'));
           if (settled) return;
           settled = true;
+          // (before the connection goes back to the pool, where another transaction may take it)
+          restore?.();
           conn.off('error', onError);
           conn.off('end', onEnd);
-          const rejected = ((info.rejectedErrors ?? []) as NodemailerError[]).map(failure);
+          const rejected = [...((info.rejectedErrors ?? []) as NodemailerError[]).map(failure), ...refusedHere];
           const dsn = perRecipient && (info.ehlo ?? []).some((line: string) => /^DSN\b/i.test(line));
           this.release(hop.key, conn);
           resolve({ accepted: info.accepted, rejected, response: oneLine(info.response), dsn });

@@ -515,6 +515,7 @@ export class Relay {
             to: recipients.map((x) => x.address),
             size: entry.size,
             use8BitMime: entry.bodyType !== '7BIT',
+            smtputf8: entry.smtputf8,
             ...(entry.dsn ? { dsn: entry.dsn } : {}),
             rcptParams: rcptParams(recipients),
           },

@@ -25,6 +25,8 @@ export interface Received {
   data: string;
   bodyType: string;
   tls: boolean;
+  /** MAIL carried SMTPUTF8. */
+  smtputf8: boolean;
   /** MAIL's DSN parameters as this receiver decoded them. */
   dsn: TransactionDsn | undefined;
   /** Each recipient's DSN parameters, in `to` order. */
@@ -82,6 +84,7 @@ export async function startReceiver(
           data,
           tls: session.tls !== undefined,
           dsn: tx.dsn,
+          smtputf8: tx.smtputf8,
           rcptDsn: tx.recipients.map((r) => r.dsn),
         });
         return accept();
