@@ -26,6 +26,7 @@ export const USAGE = `usage: mailgate queue COMMAND [ARGS] -c gateway.yaml
 
   list            every queued message: id, size, arrival, sender, recipients and their state
   show ID...      messages: envelope, recipient states and the message headers
+                  (control characters shown as ^X; --raw prints them as they are)
   flush           attempt delivery of every queued message now
   retry ID...     attempt delivery of messages now (held recipients become pending again)
   delete ID...    remove messages from the queue (no bounce is sent); ALL: every message
@@ -50,6 +51,26 @@ export async function runningGateway(root: string): Promise<number | undefined> 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Queued headers, addresses and next hops' replies come from strangers: printed as they
+ * are, an escape sequence in a Subject retitles or clears the operator's terminal (or
+ * hides lines). Control characters other than tab and newline are shown `cat -v` style:
+ * `^[` for ESC, `^?` for DEL, `M-^[` for the C1 controls (U+0080-U+009F, CSI among them).
+ */
+export function escapeControls(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => {
+    const code = c.charCodeAt(0);
+    if (code === 0x7f) return '^?';
+    if (code >= 0x80) return `M-^${String.fromCharCode((code - 0x80) ^ 0x40)}`;
+    return `^${String.fromCharCode(code ^ 0x40)}`;
+  });
+}
+
+/** `out`, with what is written to it passed through escapeControls. */
+function visible(out: NodeJS.WritableStream): NodeJS.WritableStream {
+  return { write: (text: string) => out.write(escapeControls(text)) } as unknown as NodeJS.WritableStream;
 }
 
 function write(stream: NodeJS.WritableStream, text: string): void {
@@ -139,8 +160,11 @@ export const queueCommand: QueueCommand = {
   },
 };
 
-async function runQueueCommand(args: readonly string[], root: string, controlPoll: number, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+async function runQueueCommand(argv: readonly string[], root: string, controlPoll: number, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const store = new QueueStore(root);
+  // `show --raw`: the header section as it is, escape sequences and all (postcat style).
+  const raw = argv[0] === 'show' && argv.includes('--raw');
+  const args = raw ? argv.filter((a) => a !== '--raw') : argv;
   const option = args.find((a) => a.startsWith('-') && a !== '-');
   if (option !== undefined) throw new UsageError(`mailgate queue: unknown option ${option}`);
   const [sub, ...rest] = args;
@@ -159,7 +183,7 @@ async function runQueueCommand(args: readonly string[], root: string, controlPol
     write(err, `mailgate queue: no queue at ${root}`);
     return 1;
   }
-  if (sub === 'list') return list(store, out);
+  if (sub === 'list') return list(store, visible(out));
 
   const pid = await runningGateway(root);
   if (sub === 'flush') {
@@ -193,7 +217,7 @@ async function runQueueCommand(args: readonly string[], root: string, controlPol
 
   if (sub === 'show') {
     for (const [i, t] of targets.entries()) {
-      if (!(await show(store, t, i > 0, out, err))) failed = true;
+      if (!(await show(store, t, i > 0, raw ? out : visible(out), err))) failed = true;
     }
     return failed ? 1 : 0;
   }

@@ -187,7 +187,8 @@ export class ConnectionPool {
   }
 
   private connect(hop: Hop): Promise<SMTPConnection> {
-    const servername = isIP(hop.name) ? undefined : hop.name;
+    // No SNI for an IP address or an address literal (`[192.0.2.1]`, a recipient's domain).
+    const servername = isIP(hop.name) || hop.name.startsWith('[') ? undefined : hop.name;
     const conn = new SMTPConnection({
       host: hop.address,
       port: hop.port,

@@ -78,8 +78,8 @@ export type OwnAddressCheck = (address: string, port: number) => boolean;
 
 /**
  * Where `domain`'s mail goes. Configured routes and the smarthost are taken as given (a
- * content filter on localhost is legitimate); hops found by MX lookup (or implicit MX) are
- * checked with `isOwn`.
+ * content filter on localhost is legitimate); hops found by MX lookup (or implicit MX) and
+ * address literals are checked with `isOwn`.
  */
 export async function route(domain: string, options: RelayOptions, dns: DnsResolver, isOwn: OwnAddressCheck = () => false): Promise<Route> {
   const configured = (Object.hasOwn(options.routes, domain) ? options.routes[domain] : undefined) ?? options.smarthost;
@@ -104,6 +104,11 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
       })),
     };
   }
+
+  // An address literal (`user@[192.0.2.1]`, `user@[IPv6:2001:db8::1]`) names the host
+  // itself: no DNS (the literal is not a name); delivered there as Postfix does, unless it
+  // is one of our own addresses.
+  if (domain.startsWith('[')) return literalRoute(domain, options, isOwn);
 
   let mx: Array<{ exchange: string; priority: number }>;
   try {
@@ -170,6 +175,17 @@ function mxHop(name: string, address: string, port: number, options: RelayOption
     authInsecure: false,
     key: `${name}|${address}|${port}|${options.tls}`,
   };
+}
+
+/** `[192.0.2.1]`, `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3): the one hop, or why there is none. */
+function literalRoute(domain: string, options: RelayOptions, isOwn: OwnAddressCheck): Route {
+  const m = /^\[(?:IPv6:)?([^\]]*)\]$/i.exec(domain);
+  const address = m?.[1] ?? '';
+  const v6 = /^\[IPv6:/i.test(domain);
+  if (!m || isIP(address) !== (v6 ? 6 : 4)) return { kind: 'permanent', error: `${domain} is not an address literal this relay can deliver to`, status: '5.1.2' };
+  const port = options.mxPort[domain] ?? options.port;
+  if (isOwn(address, port)) return { kind: 'permanent', error: `mail for ${domain} loops back to myself`, status: '5.4.6' };
+  return { kind: 'hops', hops: [mxHop(domain, address, port, options)] };
 }
 
 /** `text`, with `name: ` before it unless it names `name` already. */
