@@ -375,6 +375,15 @@ export class Gateway implements PluginGatewayView {
       isLocalDomain: (domain) => this.localDomains.has(foldDomain(domain)),
       transactionDone: (session, tx, reply, ms) => this.logTransaction(session, tx, reply, ms),
       commandRefused: (session, stage, reply, detail) => this.logRefusal(session, stage, reply, detail),
+      sessionEnded: (session, summary) =>
+        this.log.info('session closed', {
+          session: session.id,
+          client: session.remoteAddress,
+          helo: session.heloName,
+          user: session.user,
+          tls: session.tls !== undefined,
+          ...summary,
+        }),
     };
   }
 

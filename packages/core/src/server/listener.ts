@@ -154,8 +154,8 @@ export class Listener {
       if (!handedOver) this.table.release(key);
     });
     const fail = (error: Error) => {
-      // Failed TLS handshakes on implicit listeners: log, never crash.
-      this.log.debug('TLS client error', { error });
+      // Failed TLS handshakes on implicit listeners: log (at info, as Postfix does), never crash.
+      this.log.info('TLS handshake failed', { client: ip, port: this.options.port, error: error.message });
       secure.destroy();
       raw.destroy();
     };

@@ -1,4 +1,4 @@
-import { abortSessionTaps, type GatewayHooks, type HeloInfo } from '../hooks.js';
+import { abortSessionTaps, errorMessage, type GatewayHooks, type HeloInfo } from '../hooks.js';
 import type { Logger } from '../log.js';
 import { Recipient, Transaction, type Session, type SessionData, type TlsInfo, type TransactionOutcome } from '../session.js';
 import type { BodySink, Spool } from '../spool/spool.js';
@@ -56,7 +56,21 @@ export interface EngineContext {
    * each, like Postfix's `NOQUEUE: reject:`. `reason` is the verdict's internal reason.
    */
   commandRefused?(session: SmtpSession, stage: Stage, reply: Reply, detail: RefusalDetail): void;
+  /** Called once when a client's session is over (not for internal ones): for the log line. */
+  sessionEnded?(session: SmtpSession, summary: SessionSummary): void;
 }
+
+/** How a session went, for its closing log line (Postfix's `disconnect from … ehlo=1 mail=1 rcpt=0/1 …`). */
+export interface SessionSummary {
+  /** `quit`, `timeout after RCPT`, `lost connection after DATA`, `too many errors after MAIL`, … */
+  reason: string;
+  /** Each command: `ehlo=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=3/5` (ok/sent where some failed). */
+  commands: string;
+  ms: number;
+}
+
+/** Commands counted by name in a session summary; anything else is `unknown`. */
+const SUMMARY_VERBS = new Set(['EHLO', 'HELO', 'MAIL', 'RCPT', 'DATA', 'BDAT', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'EXPN', 'HELP', 'STARTTLS', 'AUTH']);
 
 /** What a refusal log line names besides the session: the sender, the recipient, the verdict's reason. */
 export interface RefusalDetail {
@@ -140,6 +154,13 @@ export class SmtpSession implements Session {
   errorCount = 0;
   /** NOOP/RSET/VRFY/HELP so far (see junk()). */
   private junkCount = 0;
+  // For the session's closing log line: commands by verb (ok / sent), the last one, why it ended.
+  private readonly commandCounts = new Map<string, { ok: number; all: number }>();
+  /** The command whose final reply is still to come (3xx replies are not final). */
+  private pendingVerb: string | undefined;
+  private lastVerb = 'CONNECT';
+  private endReason: string | undefined;
+  private readonly began = performance.now();
   readonly log: Logger;
 
   private phase: Phase = 'start';
@@ -220,6 +241,7 @@ export class SmtpSession implements Session {
     if (verdict && verdict.kind !== 'accept') {
       const reply = verdictToReply(verdict, 'connect');
       this.ctx.commandRefused?.(this, 'connect', verdict.kind === 'reject' ? reply : { ...reply, code: 421 }, { ...(verdict.reason ? { reason: verdict.reason } : {}) });
+      this.endReason ??= 'refused at connect';
       if (verdict.kind === 'reject') {
         // RFC 5321 §3.1: a 554 greeting; the client should QUIT, we close after a short answer.
         this.reply(reply);
@@ -242,6 +264,7 @@ export class SmtpSession implements Session {
   }
 
   private closeForShutdown(): void {
+    this.endReason ??= `shutdown after ${this.lastVerb}`;
     this.reply({ code: 421, enhanced: '4.3.2', text: `${this.ctx.options.hostname} Service shutting down, try again later` });
     this.close();
   }
@@ -279,6 +302,7 @@ export class SmtpSession implements Session {
   /** The idle timer fired (the listener owns the timer). */
   timeout(): void {
     if (this.phase === 'closed') return;
+    this.endReason ??= `timeout after ${this.lastVerb}`;
     this.reply({ code: 421, enhanced: '4.4.2', text: `${this.ctx.options.hostname} Error: timeout exceeded` });
     this.close();
   }
@@ -301,6 +325,10 @@ export class SmtpSession implements Session {
     await this.abortBody();
     await this.endTransaction(this.quitting ? 'quit' : 'disconnect');
     await this.ctx.hooks.disconnect.promise(this);
+    if (!this.internal) {
+      const reason = this.endReason ?? `lost connection after ${this.lastVerb}`;
+      this.ctx.sessionEnded?.(this, { reason, commands: this.commandSummary(), ms: Math.round(performance.now() - this.began) });
+    }
   }
 
   /** Process buffered input until it is used up or a command must wait. */
@@ -441,6 +469,7 @@ export class SmtpSession implements Session {
     // nor may the chunks of one that went over the size limit go on forever.
     if ((this.bodyMode === 'bdat' || this.bdatDiscard) && this.bodyTimedOut()) return;
     const { verb, args } = parseCommandLine(line);
+    this.pendingVerb = this.lastVerb = SUMMARY_VERBS.has(verb) ? verb : 'UNKNOWN';
     switch (verb) {
       case 'EHLO':
       case 'HELO':
@@ -464,6 +493,7 @@ export class SmtpSession implements Session {
         return this.junk();
       case 'QUIT':
         this.quitting = true;
+        this.endReason ??= 'quit';
         await this.ctx.hooks.quit.promise(this);
         this.reply({ code: 221, enhanced: '2.0.0', text: `${this.ctx.options.hostname} closing connection` });
         return this.close();
@@ -504,11 +534,13 @@ export class SmtpSession implements Session {
   private unknownCommand(verb: string): void {
     if (HTTP_VERBS.has(verb) || verb.endsWith(':')) {
       // An HTTP client or a header line sent as a command: this is not an SMTP client.
+      this.endReason ??= 'not an SMTP client';
       this.reply({ code: 421, enhanced: '4.7.0', text: 'Not an SMTP client, closing connection' });
       return this.close();
     }
     this.unrecognized++;
     if (this.unrecognized > this.ctx.options.maxUnrecognizedCommands) {
+      this.endReason ??= 'too many unrecognized commands';
       this.reply({ code: 421, enhanced: '4.7.0', text: 'Too many unrecognized commands, closing connection' });
       return this.close();
     }
@@ -958,7 +990,9 @@ export class SmtpSession implements Session {
       this.bdatDiscard = false;
       await this.endTransaction('starttls');
     } catch (error) {
-      this.log.debug('TLS handshake failed', { session: this.id, error });
+      // (Postfix logs the same at info: clients that cannot do our TLS are worth knowing about)
+      this.log.info('TLS handshake failed', { session: this.id, client: this.remoteAddress, error: errorMessage(error) });
+      this.endReason ??= 'TLS handshake failed';
       this.close();
     }
   }
@@ -1063,7 +1097,28 @@ export class SmtpSession implements Session {
 
   private reply(reply: Reply): void {
     if (this.phase === 'closed') return;
+    if (this.pendingVerb !== undefined && (reply.code < 300 || reply.code >= 400)) {
+      const counts = this.commandCounts.get(this.pendingVerb) ?? { ok: 0, all: 0 };
+      counts.all++;
+      if (reply.code < 400) counts.ok++;
+      this.commandCounts.set(this.pendingVerb, counts);
+      this.pendingVerb = undefined;
+    }
     this.io.write(formatReply(reply));
+  }
+
+  /** The session summary's command counts, in the order the commands were first used. */
+  private commandSummary(): string {
+    let ok = 0;
+    let all = 0;
+    const parts: string[] = [];
+    for (const [verb, c] of this.commandCounts) {
+      ok += c.ok;
+      all += c.all;
+      parts.push(`${verb.toLowerCase()}=${c.ok === c.all ? c.ok : `${c.ok}/${c.all}`}`);
+    }
+    parts.push(`commands=${ok === all ? ok : `${ok}/${all}`}`);
+    return parts.join(' ');
   }
 
   /** An error reply counts toward the session's error limit (421 and close past it). */
@@ -1078,6 +1133,7 @@ export class SmtpSession implements Session {
   }
 
   private tooManyErrors(): void {
+    this.endReason ??= `too many errors after ${this.lastVerb}`;
     this.reply({ code: 421, enhanced: '4.7.0', text: 'Too many errors, closing connection' });
     this.close();
   }
