@@ -46,6 +46,8 @@ plugins:
     with:
       queueDir: ./queue
       mxPort: { mx1.dest.test: ${mxPort} }
+      # the test's MX host is on 127.0.0.1
+      allowLoopbackMx: true
       concurrency: 4
       controlPoll: 100ms
 ${extra}`,
