@@ -39,6 +39,53 @@ Exit status: 0 ok, 1 runtime error, 2 bad usage or invalid configuration.
 Docs: the README of @mailgate/core and of each plugin.
 `;
 
+/** `mailgate serve --help` and the like: one command's usage. */
+const COMMAND_HELP: Record<string, string> = {
+  serve: `Usage: mailgate serve [-c] gateway.yaml [--listen HOST:PORT]... [--log-level LEVEL] [--log-format json|pretty]
+
+Load the config and its plugins, listen, and run. Logs "started", then one line per
+session, transaction and refusal. SIGTERM/SIGINT: stop accepting, let sessions finish
+within shutdownTimeout, exit 0 ("stopped"); a second signal exits at once. SIGHUP:
+re-read the TLS key and certificate (other changes need a restart).
+
+  -c, --config FILE     The gateway's YAML file (default: ./gateway.yaml)
+  -l, --listen H:P      Listen on HOST:PORT instead of the config's listeners (repeatable)
+      --log-level L     trace | debug | info | warn | error | silent
+      --log-format F    json | pretty
+`,
+  check: `Usage: mailgate check [-c] gateway.yaml
+
+Validate the config and every plugin's options, read the TLS key and certificate, and
+print a summary; open no port. Each mistake is one FILE:LINE:COLUMN: key.path: problem
+line. Exit status 0 when valid, 2 when not.
+`,
+  passwd: `Usage: mailgate passwd [USER]
+
+Read a password (twice from a terminal, once from a pipe) and print its scrypt hash, as
+USER:HASH when USER is given: a line for plugin-acl's users file.
+`,
+};
+
+/**
+ * The commands the plugins of `file` add, for `mailgate --help` (with their summary).
+ * Quiet when there is no such file or it does not load: help must always work.
+ */
+async function pluginCommandsHelp(file: string, asked: boolean): Promise<string> {
+  if (!asked && !existsSync(file)) return '';
+  try {
+    const { config, source } = await loadConfigFile(file);
+    const lines: string[] = [];
+    for (const entry of config.plugins) {
+      if (!entry.enabled) continue;
+      const plugin = await importPlugin(entry.use, source.dir);
+      for (const [name, command] of Object.entries(plugin.commands ?? {})) lines.push(`  ${name.padEnd(9)} ${command.summary}  (${plugin.name})`);
+    }
+    return lines.length === 0 ? '' : `\nCommands from the plugins of ${file} (mailgate COMMAND --help -c ${file}):\n${lines.join('\n')}\n`;
+  } catch {
+    return '';
+  }
+}
+
 /** The first lines of an error's stack, for a log line (the logger keeps only message and code). */
 function stackOf(error: unknown): string | undefined {
   return error instanceof Error && typeof error.stack === 'string' ? error.stack.split('\n').slice(0, 12).join('\n') : undefined;
@@ -99,7 +146,12 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write(HELP);
+    const topic = positionals[0];
+    if (topic && COMMAND_HELP[topic]) {
+      process.stdout.write(COMMAND_HELP[topic]);
+      return 0;
+    }
+    process.stdout.write(HELP + (await pluginCommandsHelp(values.config ?? 'gateway.yaml', values.config !== undefined)));
     return 0;
   }
   if (values.version) {

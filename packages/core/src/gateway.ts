@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { domainToASCII } from 'node:url';
 import { ConfigError, resolveConfig, validateWith, type ConfigSource } from './config/load.js';
-import { formatPath } from './config/issues.js';
+import { formatPath, type ConfigIssue } from './config/issues.js';
 import { coreRangeAccepts, coreVersion } from './core-version.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
@@ -269,15 +269,17 @@ export class Gateway implements PluginGatewayView {
   }
 
   private async readTls(tls: NonNullable<GatewayConfig['tls']>): Promise<SecureContext> {
-    const fail = (key: 'key' | 'cert' | undefined, message: string): never => {
-      throw this.configError(key ? ['tls', key] : ['tls'], message);
-    };
-    const read = (key: 'key' | 'cert') => readFile(tls[key]).catch((error: unknown) => fail(key, `cannot read the TLS ${key === 'key' ? 'private key' : 'certificate'}: ${errorMessage(error)}`));
-    const [key, cert] = await Promise.all([read('key'), read('cert')]);
+    // Both files are read before either failure is reported: a missing key and a missing
+    // certificate are two mistakes, reported at once.
+    const [key, cert] = await Promise.allSettled([readFile(tls.key), readFile(tls.cert)]);
+    const issues: ConfigIssue[] = [];
+    if (key.status === 'rejected') issues.push(...this.configError(['tls', 'key'], `cannot read the TLS private key: ${errorMessage(key.reason)}`).issues);
+    if (cert.status === 'rejected') issues.push(...this.configError(['tls', 'cert'], `cannot read the TLS certificate: ${errorMessage(cert.reason)}`).issues);
+    if (key.status === 'rejected' || cert.status === 'rejected') throw new ConfigError(issues, this.source?.file);
     try {
-      return createSecureContext({ key, cert, minVersion: tls.minVersion });
+      return createSecureContext({ key: key.value, cert: cert.value, minVersion: tls.minVersion });
     } catch (error) {
-      return fail(undefined, `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
+      throw this.configError(['tls'], `the TLS key and certificate are not usable together: ${errorMessage(error)}`);
     }
   }
 

@@ -130,6 +130,8 @@ export function parseHeaderBlock(buf: Buffer): HeaderBlock {
 }
 
 const MAX_LINE = 78;
+/** RFC 5322 §2.1.1: the longest line, without its CRLF. */
+const MAX_LINE_OCTETS = 998;
 
 /**
  * Formats one header field, folded at white space so that lines stay within 78
@@ -137,8 +139,9 @@ const MAX_LINE = 78;
  * with CRLF. Unfolding the result gives back `name: value` exactly.
  *
  * Unlike the protocol-path functions this one is for plugin authors and THROWS a
- * TypeError for an invalid name (empty, or not printable ASCII without ':') or a
- * value containing CR, LF or NUL — this prevents header injection.
+ * TypeError for an invalid name (empty, or not printable ASCII without ':'), a
+ * value containing CR, LF or NUL — this prevents header injection — or a value with
+ * a run of over 998 octets that no fold can break.
  */
 export function formatHeader(name: string, value: string): string {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError('Invalid header name');
@@ -192,5 +195,12 @@ export function formatHeader(name: string, value: string): string {
     lineStart = fold;
     minPrev = lineStart + 1;
   }
-  return out + line.slice(lineStart) + '\r\n';
+  out += line.slice(lineStart) + '\r\n';
+  // RFC 5322 §2.1.1: no line over 998 octets. A run of text that long without white
+  // space cannot be folded; stored anyway, relays would break it or refuse the message.
+  for (const physical of out.split('\r\n')) {
+    const octets = Buffer.byteLength(physical);
+    if (octets > MAX_LINE_OCTETS) throw new TypeError(`Header ${name}: a line of ${octets} octets cannot be folded within ${MAX_LINE_OCTETS} (RFC 5322 §2.1.1); put white space in the value`);
+  }
+  return out;
 }

@@ -202,6 +202,28 @@ describeCli('mailgate CLI (real process)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/tls\.yaml:15:8: tls\.key: cannot read the TLS private key: .*ENOENT/);
     expect(r.stderr).toMatch(/certs\/key\.pem/);
+    // both missing files, at once
+    expect(r.stderr).toMatch(/tls\.yaml:16:9: tls\.cert: cannot read the TLS certificate: .*ENOENT/);
+  });
+
+  it('COMMAND --help prints that command\'s usage; --help with a config lists its plugins\' commands', async () => {
+    const serve = await mailgate(['serve', '--help'], dir);
+    expect(serve.code).toBe(0);
+    expect(serve.stdout).toMatch(/^Usage: mailgate serve /);
+    expect(serve.stdout).toContain('SIGHUP');
+    expect((await mailgate(['check', '--help'], dir)).stdout).toMatch(/^Usage: mailgate check /);
+    expect((await mailgate(['passwd', '--help'], dir)).stdout).toMatch(/^Usage: mailgate passwd /);
+    await writeFile(
+      join(dir, 'with-command.js'),
+      `const plugin = { name: 'archive', setup() {}, commands: { archive: { summary: 'export the archive as mbox', usage: 'mailgate archive export', async run() { return 0; } } } };
+Object.defineProperty(plugin, Symbol.for('mailgate.plugin'), { value: true });
+export default Object.freeze(plugin);
+`,
+    );
+    await writeFile(join(dir, 'commands.yaml'), `${GOOD}  - use: ./with-command.js\n`);
+    const help = await mailgate(['--help', '-c', 'commands.yaml'], dir);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Commands from the plugins of commands\.yaml.*\n  archive +export the archive as mbox +\(archive\)/);
   });
 
   it('a plugin command without a config says where such commands come from', async () => {

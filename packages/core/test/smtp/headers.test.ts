@@ -133,6 +133,15 @@ describe('parseHeaderBlock', () => {
 });
 
 describe('formatHeader', () => {
+  it('refuses a value whose unbreakable run would make a line over 998 octets (RFC 5322 §2.1.1); folds long text with spaces', () => {
+    expect(() => formatHeader('X-Token', 'y'.repeat(1_500))).toThrow(/Header X-Token: a line of 1509 octets cannot be folded within 998/);
+    // counted in octets: 500 two-octet characters are 1,000 octets
+    expect(() => formatHeader('X-T', 'é'.repeat(500))).toThrow(/cannot be folded within 998/);
+    expect(formatHeader('X-T', 'y'.repeat(980)).length).toBe('X-T: '.length + 980 + 2);
+    const words = formatHeader('X-Words', 'word '.repeat(400).trim());
+    for (const line of words.split('\r\n')) expect(line.length).toBeLessThanOrEqual(78);
+  });
+
   it('short header', () => {
     expect(formatHeader('Subject', 'Hello')).toBe('Subject: Hello\r\n');
     expect(formatHeader('X-Empty', '')).toBe('X-Empty:\r\n');
