@@ -62,7 +62,10 @@ export const maildirOptionsSchema = z
      * Domains this plugin delivers; each is declared local to the gateway. `"*"` = any
      * domain. Omitted: the domains other plugins declared local (e.g. plugin-acl's localDomains).
      */
-    domains: z.union([z.literal('*'), z.array(domainSchema).min(1)]).optional(),
+    // (one domain may be written without a list, as plugin-acl's lists may)
+    domains: z
+      .union([z.literal('*'), z.array(domainSchema).min(1), domainSchema.transform((d) => [d])], { error: 'expected a domain, a list of domains, or "*"' })
+      .optional(),
     /** Where a mailbox lives: `{root}`, `{domain}`, `{user}`. Must start with `{root}/` and use `{user}`. */
     path: z
       .string()

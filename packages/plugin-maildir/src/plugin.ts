@@ -154,7 +154,8 @@ export const maildirPlugin = definePlugin({
       try {
         files = await writer.deliver(message, groups, started + deliveryBudget);
       } catch (error) {
-        log.error('maildir delivery failed', { tx: tx.id, error });
+        // which mailboxes: one broken Maildir fails the whole transaction, so say which it was
+        log.error('maildir delivery failed', { tx: tx.id, recipients: recipients.map((r) => r.text), mailboxes: [...new Set(groups.flatMap((g) => g.dirs))], error });
         return tempfail('Local error in processing, try again later', { code: 451, enhanced: '4.3.0', reason: `maildir delivery failed: ${(error as Error).message}` });
       }
       const quota: MaildirTransaction['quota'] = [];

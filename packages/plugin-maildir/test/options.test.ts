@@ -60,6 +60,12 @@ describe('options schema', () => {
     expect(issues({ root: '/m', rootDir: '/x' })[0]).toMatch(/rootDir|Unrecognized|unknown/i);
     expect(issues({ root: '/m', domains: ['not a domain'] })[0]).toMatch(/^domains\.0: expected a domain name/);
     expect(issues({ root: '/m', domains: [] })).toHaveLength(1);
+    expect(issues({ root: '/m', domains: 5 })).toEqual(['domains: expected a domain, a list of domains, or "*"']);
+  });
+
+  it('one domain may be given without a list (as plugin-acl takes it)', () => {
+    expect(issues({ root: '/m', domains: 'example.test' })).toEqual([]);
+    expect(maildirOptionsSchema.parse({ root: '/m', domains: 'example.test' }).domains).toEqual(['example.test']);
   });
 });
 
