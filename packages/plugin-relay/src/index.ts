@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { rm, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { accept, definePlugin, tempfail, type PluginGatewayView, type Verdict } from '@mailgate/core';
+import { accept, definePlugin, tempfail, type Message, type PluginGatewayView, type Verdict } from '@mailgate/core';
 import { queueCommand, PID_FILE, runningGateway } from './cli.js';
 import { relayHooks } from './hooks.js';
 import { relayOptionsSchema, type RelayOptions } from './options.js';
@@ -110,7 +110,9 @@ const relayPlugin = definePlugin({
         attempts: 0,
         size: message.size,
         bodyType: tx.bodyType,
-        smtputf8: tx.smtputf8,
+        // The client's SMTPUTF8 only where the message needs it: an all-ASCII one goes to a
+        // server without SMTPUTF8 as it is (Postfix does the same), not back as a 5.6.7 bounce.
+        smtputf8: tx.smtputf8 && (await needsSmtpUtf8(tx.senderText, recipients.map((r) => r.text), message)),
         kind: 'message',
         receivedTx: tx.id,
         recipients: recipients.map((r) => ({
@@ -217,3 +219,10 @@ export function relayQueue(gateway: object): { readonly scheduled: number; reado
 }
 
 export default relayPlugin;
+
+/** Non-ASCII in the envelope or the header section: what only an SMTPUTF8 server may receive (RFC 6531 §3.4). */
+async function needsSmtpUtf8(sender: string, recipients: readonly string[], message: Message): Promise<boolean> {
+  const nonAscii = /[^\x00-\x7f]/;
+  if (nonAscii.test(sender) || recipients.some((r) => nonAscii.test(r))) return true;
+  return (await message.headers()).some((h) => nonAscii.test(h.name) || nonAscii.test(h.value));
+}

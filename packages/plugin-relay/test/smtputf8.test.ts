@@ -4,6 +4,7 @@
  * SMTPUTF8 on MAIL, and was logged as sent. RFC 6531 §3.4: such a message must not be
  * sent there; as Postfix, its recipients fail with 5.6.7. A server that offers it gets
  * SMTPUTF8 on MAIL FROM, also when the addresses are ASCII and only the header needs it.
+ * A message whose envelope and header are all ASCII needs nothing: it goes anywhere.
  */
 import { describe, expect, it } from 'vitest';
 import { DEST_ZONE, message, sendMail, startReceiver, startRelayer, useRelayFixture, waitFor } from './helpers.js';
@@ -38,9 +39,17 @@ describe('relay: SMTPUTF8 (RFC 6531)', () => {
     expect(dest.messages[0]!.smtputf8).toBe(false);
   });
 
+  it('a peer without SMTPUTF8 gets a message sent with SMTPUTF8 whose envelope and header are all ASCII (nothing needs it, as in Postfix)', async () => {
+    const { dest, r } = await setup(false);
+    await sendMail(r.gw.port, 'alice@sender.test', ['bob@dest.test'], message('plain ascii', 'Bodies may hold 8-bit text: caf\u00e9.'), { mail: 'SMTPUTF8' });
+    await waitFor(() => dest.messages.length === 1, 10_000, 'delivery');
+    expect(dest.messages[0]!.smtputf8).toBe(false);
+    expect(r.events.bounced).toHaveLength(0);
+  });
+
   it('a peer with SMTPUTF8 gets it on MAIL FROM, also when every address is ASCII', async () => {
     const { dest, r } = await setup(true);
-    await sendMail(r.gw.port, 'alice@sender.test', ['bob@dest.test'], message('ascii addresses, utf8 header'), { mail: 'SMTPUTF8' });
+    await sendMail(r.gw.port, 'alice@sender.test', ['bob@dest.test'], message('Grüße aus Köln'), { mail: 'SMTPUTF8' });
     await sendMail(r.gw.port, 'alice@sender.test', ['été@dest.test'], message('utf8 address'), { mail: 'SMTPUTF8' });
     await waitFor(() => dest.messages.length === 2, 10_000, 'delivery');
     expect(dest.messages.map((m) => [m.to[0], m.smtputf8])).toEqual(
