@@ -48,7 +48,7 @@ describe.skipIf(!built)('local mailboxes + outbound relay in one gateway', () =>
       ),
     );
     work = mkdtempSync(join(tmpdir(), 'mg-mx-relay-'));
-    const env = { DNS_SERVER: dns.address, MAILDIR_ROOT: join(work, 'maildir'), QUEUE_DIR: join(work, 'queue'), RELAY_PORT: String(nextHop.port) };
+    const env = { DNS_SERVER: dns.address, MAILDIR_ROOT: join(work, 'maildir'), QUEUE_DIR: join(work, 'queue'), RELAY_PORT: String(nextHop.port), ALLOW_LOOPBACK_MX: 'true' };
     port = await freePort();
     mailgate = await startMailgate(['serve', '-c', CONFIG, '--listen', `127.0.0.1:${port}`, '--log-format', 'json'], { cwd: ROOT, env });
   }, 30_000);
