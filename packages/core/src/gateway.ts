@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './log.js';
 import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
 import { ConnectionTable, Listener, nextSessionId } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
-import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail } from './smtp/engine.js';
+import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail, SessionSummary } from './smtp/engine.js';
 import { SmtpSession } from './smtp/engine.js';
 import type { Reply } from './smtp/reply.js';
 import { Spool } from './spool/spool.js';
@@ -377,15 +377,20 @@ export class Gateway implements PluginGatewayView {
       isLocalDomain: (domain) => this.localDomains.has(foldDomain(domain)),
       transactionDone: (session, tx, reply, ms) => this.logTransaction(session, tx, reply, ms),
       commandRefused: (session, stage, reply, detail) => this.logRefusal(session, stage, reply, detail),
-      sessionEnded: (session, summary) =>
-        this.log.info('session closed', {
-          session: session.id,
-          client: session.remoteAddress,
-          helo: session.heloName,
-          user: session.user,
-          tls: session.tls !== undefined,
-          ...summary,
-        }),
+      // (with info off, sessions do not even build the summary)
+      ...(this.log.enabled('info')
+        ? {
+            sessionEnded: (session: SmtpSession, summary: SessionSummary) =>
+              this.log.info('session closed', {
+                session: session.id,
+                client: session.remoteAddress,
+                helo: session.heloName,
+                user: session.user,
+                tls: session.tls !== undefined,
+                ...summary,
+              }),
+          }
+        : {}),
     };
   }
 

@@ -325,7 +325,7 @@ export class SmtpSession implements Session {
     await this.abortBody();
     await this.endTransaction(this.quitting ? 'quit' : 'disconnect');
     await this.ctx.hooks.disconnect.promise(this);
-    if (!this.internal) {
+    if (!this.internal && this.ctx.sessionEnded) {
       const reason = this.endReason ?? `lost connection after ${this.lastVerb}`;
       this.ctx.sessionEnded?.(this, { reason, commands: this.commandSummary(), ms: Math.round(performance.now() - this.began) });
     }
