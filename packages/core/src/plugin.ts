@@ -54,7 +54,7 @@ export interface PluginDefinition<Schema extends z.ZodType = z.ZodType> {
   readonly name: string;
   /** zod schema of the plugin's options (`with:` in YAML). Omit for a plugin without options. */
   readonly options?: Schema;
-  /** Range of @mailgate/core majors the plugin was written for, checked at load ("0.x" or "1"). */
+  /** The @mailgate/core versions the plugin was written for, as an npm range ("0.x", "^0.1", ">=0.1 <2"), checked at load. */
   readonly core?: string;
   setup(context: PluginContext<z.output<Schema>>): void | Promise<void>;
   /**

@@ -911,9 +911,17 @@ export class SmtpSession implements Session {
     if (reply.code >= 400 && !this.internal) this.errorCount++;
     this.reply(reply);
     this.ctx.transactionDone(this, tx, reply, performance.now() - this.txStart);
-    if (reply.code < 300) this.messageCount++;
+    if (reply.code < 300) {
+      this.messageCount++;
+      // A client that moves mail is not idling: like Postfix, junk commands count again from
+      // zero (a pooled connection sends RSET before every message).
+      this.junkCount = 0;
+    }
     await this.endTransaction('message', reply);
-    if (disconnect) this.close();
+    if (disconnect) {
+      this.endReason ??= `disconnected by policy after ${this.lastVerb}`;
+      this.close();
+    }
     else if (this.errorCount >= this.ctx.options.maxErrors) this.tooManyErrors();
   }
 
@@ -1089,6 +1097,7 @@ export class SmtpSession implements Session {
     if (verdict.kind === 'disconnect') {
       // Its 421 is the last word: not a second "too many errors" 421 when it also reaches maxErrors.
       this.errorCount++;
+      this.endReason ??= `disconnected by policy after ${this.lastVerb}`;
       this.reply(reply);
       return this.close();
     }

@@ -87,6 +87,16 @@ describe('junk commands (NOOP, RSET, VRFY, HELP)', () => {
     expect(s.closed).toBe(true);
   });
 
+  it('a pooled connection that sends RSET before each message is never cut off: a delivered message starts the count again', async () => {
+    const { gw } = await storeGateway({ limits: { maxJunkCommands: 3, maxErrors: 2 } });
+    const s = await ready(gw);
+    for (let i = 0; i < 20; i++) {
+      expect(await s.send(lines('RSET', 'NOOP', 'MAIL FROM:<a@b.test>', 'RCPT TO:<x@example.test>', 'DATA'))).toBe(NOOP_OK + NOOP_OK + OK_MAIL + OK_RCPT + GO_AHEAD);
+      expect(await s.send('hi\r\n.\r\n')).toMatch(/^250 /);
+    }
+    expect(s.closed).toBe(false);
+  });
+
   it('mail moving does not count: 150 messages on one connection are fine', async () => {
     const { gw } = await storeGateway({ limits: { maxJunkCommands: 100 } });
     const s = await ready(gw);

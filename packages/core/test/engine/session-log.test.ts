@@ -5,7 +5,7 @@
  * client gave up, and what fail2ban-style jails match on.
  */
 import { describe, expect, it } from 'vitest';
-import { accept, createGateway, createLogger, definePlugin, reject } from '@mailgate/core';
+import { accept, createGateway, createLogger, definePlugin, disconnect, reject } from '@mailgate/core';
 import { testSession } from '@mailgate/core/testing';
 
 function gatewayWithLog(limits: Record<string, unknown> = {}) {
@@ -75,6 +75,15 @@ describe('the session summary log line', () => {
     s = await testSession(silent.gateway);
     await s.end();
     expect(silent.closed()[0]).toMatchObject({ reason: 'lost connection after CONNECT', commands: 'commands=0' });
+  });
+
+  it('a plugin that disconnects the client: disconnected by policy, not a lost connection', async () => {
+    const { gateway, closed } = gatewayWithLog();
+    await gateway.use(definePlugin({ name: 'bouncer', setup: ({ tap }) => tap('rcpt', () => disconnect('Go away')) }));
+    const s = await testSession(gateway);
+    await s.send('HELO client.test\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<b@example.test>\r\n');
+    await s.end();
+    expect(closed()[0]).toMatchObject({ reason: 'disconnected by policy after RCPT', commands: 'helo=1 mail=1 rcpt=0/1 commands=2/3' });
   });
 
   it('the idle timeout: timeout after the last command', async () => {

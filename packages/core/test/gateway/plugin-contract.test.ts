@@ -50,11 +50,16 @@ describe('coreRangeAccepts', () => {
     ['^1.2', '1.1.0', false],
     ['^1.2', '2.0.0', false],
     ['^0', '0.4.0', true],
+    ['^0.0.3', '0.0.5', false],
+    ['>=0.1.0', '0.1.0', true],
+    ['>=1', '0.1.0', false],
+    ['0.1.x', '0.1.9', true],
+    ['>=0.1.0 <2', '1.5.0', true],
   ] as const)('%s accepts %s: %s', (range, version, expected) => {
     expect(coreRangeAccepts(range, version)).toBe(expected);
   });
 
-  it.each(['>=1', 'latest', '1.2.3.4', '', '^x'])('%j is not a range it reads', (range) => {
+  it.each(['latest', '1.2.3.4', '', 'version one'])('%j is not a range it reads', (range) => {
     expect(coreRangeAccepts(range, '0.1.0')).toBeUndefined();
   });
 });
