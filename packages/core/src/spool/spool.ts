@@ -30,16 +30,19 @@ export interface SpoolOptions {
 export class Spool {
   private ready: Promise<void> | undefined;
   private seq = 0;
-  private readonly prefix = `${process.pid}.${randomBytes(4).toString('hex')}`;
+  private readonly tag = randomBytes(4).toString('hex');
+  private readonly prefix = `${process.pid}.${this.tag}`;
 
-  constructor(readonly options: SpoolOptions) {}
+  constructor(readonly options: SpoolOptions) {
+    liveTags.add(this.tag);
+  }
 
   /** Create the spool directory (private to the gateway's user). */
   init(): Promise<void> {
     this.ready ??= mkdir(this.options.dir, { recursive: true, mode: 0o700 }).then(
       async () => {
         await assertPrivateDirectory(this.options.dir);
-        await removeOrphans(this.options.dir, this.prefix);
+        await removeOrphans(this.options.dir);
       },
       (error: unknown) => {
         // Do not remember a failure: the next message tries again (the disk may be back).
@@ -69,22 +72,33 @@ export class Spool {
 
 /** A spool file's name: `<pid>.<instance>.<seq>.eml` (see Spool.prefix). */
 const SPOOL_FILE = /^(\d+)\.([0-9a-f]{8})\.\d+\.eml$/;
+/**
+ * How old an orphan must be before it is removed. A file in use is written until the end
+ * of its DATA and read by queue taps just after: never untouched this long. The age also
+ * covers what a pid cannot tell: a gateway in another container sharing the directory
+ * (its pid means nothing here).
+ */
+const ORPHAN_AGE_MS = 60 * 60_000;
+/** Instance tags of the spools of this process (several gateways may share one directory). */
+const liveTags = new Set<string>();
 
 /**
  * Remove the spool files of gateways that are gone (a kill -9 or a crash in the middle of
- * DATA leaves one; its message was never acknowledged, the client retries). A file is
- * an orphan when its process is dead, or when it carries this process's pid under another
- * instance tag (a restart that got the same pid, as PID 1 in a container does). Files of
- * other running gateways sharing the directory are left alone.
+ * DATA leaves one; its message was never acknowledged, the client retries): files older
+ * than an hour whose process is dead, or that carry this process's pid under a tag no
+ * spool of this process has (a restart that got the same pid, as PID 1 in a container).
  */
-async function removeOrphans(dir: string, ownPrefix: string): Promise<number> {
+async function removeOrphans(dir: string, now = Date.now()): Promise<number> {
   const ownPid = String(process.pid);
   let removed = 0;
   for (const name of await readdir(dir)) {
     const m = SPOOL_FILE.exec(name);
-    if (!m || name.startsWith(`${ownPrefix}.`)) continue;
+    if (!m || liveTags.has(m[2]!)) continue;
     if (m[1] !== ownPid && processAlive(Number(m[1]))) continue;
-    await unlink(join(dir, name)).then(() => removed++, () => undefined);
+    const path = join(dir, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info?.isFile() || now - info.mtimeMs < ORPHAN_AGE_MS) continue;
+    await unlink(path).then(() => removed++, () => undefined);
   }
   return removed;
 }

@@ -7,7 +7,7 @@
  * tmpfs (needs root, as in CI; skipped otherwise).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,7 +105,7 @@ describe.skipIf(!root)('a spool file system that fills up', () => {
 });
 
 describe('spool files left by a gateway that died in the middle of DATA', () => {
-  it('are removed at start; files of running gateways and foreign files stay', async () => {
+  it('are removed at start once an hour old; files of running gateways, fresh files and foreign files stay', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mg-spool-orphans-'));
     const spoolDir = join(dir, 'spool');
     mkdirSync(spoolDir, { mode: 0o700 });
@@ -115,22 +115,62 @@ describe('spool files left by a gateway that died in the middle of DATA', () => 
       dead: `${deadPid}.0a1b2c3d.7.eml`,
       // this process's pid under another instance tag: an earlier life of the same pid (PID 1 in a container)
       samePidEarlierLife: `${process.pid}.deadbeef.3.eml`,
+      // a dead pid, but written a minute ago: maybe a gateway in another container sharing the directory
+      deadButFresh: `${deadPid}.0a1b2c3e.8.eml`,
       // the parent (vitest's main process) is alive: another gateway's message in flight
       running: `${process.ppid}.12345678.1.eml`,
       foreign: 'notes.txt',
     };
-    for (const name of Object.values(files)) writeFileSync(join(spoolDir, name), 'partial body');
-    const gateway = createGateway(
-      { hostname: 'mx.test', listen: [{ host: '127.0.0.1', port: 0 }], spool: { dir: spoolDir } },
-      { logger: silentLogger },
-    );
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const [what, name] of Object.entries(files)) {
+      writeFileSync(join(spoolDir, name), 'partial body');
+      if (what !== 'deadButFresh') utimesSync(join(spoolDir, name), twoHoursAgo, twoHoursAgo);
+    }
+    const first = createGateway({ hostname: 'mx.test', listen: [{ host: '127.0.0.1', port: 0 }], spool: { dir: spoolDir } }, { logger: silentLogger });
+    // a second gateway of this process on the same directory, started while the first has a message in flight
+    const second = createGateway({ hostname: 'mx.test', listen: [{ host: '127.0.0.1', port: 0 }], spool: { dir: spoolDir } }, { logger: silentLogger });
     try {
-      await gateway.listen();
-      expect(readdirSync(spoolDir).sort()).toEqual([files.running, files.foreign].sort());
-      expect(existsSync(join(spoolDir, files.dead))).toBe(false);
+      await first.listen();
+      expect(readdirSync(spoolDir).sort()).toEqual([files.deadButFresh, files.running, files.foreign].sort());
+      const { plugin } = recorder();
+      await first.close(1_000);
+      const inFlight = createGateway({ hostname: 'mx.test', listen: [{ host: '127.0.0.1', port: 0 }], spool: { dir: spoolDir, memoryThreshold: 1024 } }, { logger: silentLogger });
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let spooled: string | undefined;
+      await inFlight.use(plugin);
+      await inFlight.use(
+        definePlugin({
+          name: 'slow-store',
+          setup({ tap }) {
+            tap('queue', async (_s, tx) => {
+              spooled = tx.message.spoolPath;
+              await held;
+            });
+          },
+        }),
+      );
+      const [address] = await inFlight.listen();
+      const sending = sendBody(address!.port, BODY);
+      await until(() => spooled !== undefined);
+      utimesSync(spooled!, twoHoursAgo, twoHoursAgo); // even an old-looking file of a live spool stays
+      await second.listen();
+      expect(existsSync(spooled!)).toBe(true);
+      release();
+      expect(await sending).toBe(250);
+      await inFlight.close(1_000);
     } finally {
-      await gateway.close(1_000);
+      await first.close(1_000);
+      await second.close(1_000);
       rmSync(dir, { recursive: true, force: true });
     }
   });
 });
+
+async function until(check: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
