@@ -176,11 +176,20 @@ export const maildirPlugin = definePlugin({
     // A tap of its own, after every other queue tap, so that it runs only once the whole
     // transaction is stored; the report is durable (in the sender's Maildir, or in the
     // relay queue) when it returns. It never fails the transaction: the mail is delivered.
+    // So it never outlives its own timeout either (that would be a 451 with the report
+    // already out, and a second report on the retry): past the delivery budget the client
+    // gets its 250 and the report finishes in the background (a shutdown waits for it).
     tap('queue', async (_session, tx): Promise<undefined> => {
       const delivered = tx.data.maildir;
       if (!delivered) return undefined;
       const notify = successNotices(tx, tx.claimedBy(name));
-      if (notify.length > 0) await sendDeliveredReport(gateway, log, tx, notify, delivered.arrival);
+      if (notify.length === 0) return undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deliveryBudget)));
+      const sent = sendDeliveredReport(gateway, log, tx, notify, delivered.arrival);
+      if ((await Promise.race([sent, late]).finally(() => clearTimeout(timer))) === 'late') {
+        log.warn('delivery report still being stored; the client gets its 250 meanwhile', { tx: tx.id, waited: deliveryBudget });
+      }
       return undefined;
     }, { stage: REPORT_STAGE, timeout: options.queueTimeout });
 

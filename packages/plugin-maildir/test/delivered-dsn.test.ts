@@ -154,6 +154,26 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
     }
   });
 
+  it('a report slower to store than queueTimeout: the client still gets 250 (never a 451 with the report out), one report', async () => {
+    gw = await start({ queueTimeout: '1s' } as Omit<MaildirOptionsInput, 'root'>, definePlugin({
+      name: 'slow-report-store',
+      options: z.strictObject({}),
+      setup({ tap }) {
+        tap('queue', async (session) => {
+          if (session.internal) await new Promise((r) => setTimeout(r, 1_500));
+        }, { timeout: 5_000 });
+      },
+    }));
+    const r = await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS']);
+    expect(r.data).toBe(250);
+    expect(await gw.mailbox('bob')).toHaveLength(1);
+    expect(gw.logs.some((l) => l.msg === 'delivery report still being stored; the client gets its 250 meanwhile')).toBe(true);
+    await until(async () => (await gw!.mailbox('alice')).length === 1);
+    await gw.gateway.close(); // waits for the report
+    expect(await gw.mailbox('alice')).toHaveLength(1);
+    expect(await gw.mailbox('bob')).toHaveLength(1);
+  });
+
   it('a queue step after the Maildir fails: no report, and the retry gets one', async () => {
     let failures = 1;
     gw = await start({}, definePlugin({
