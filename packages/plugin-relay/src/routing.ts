@@ -128,14 +128,15 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   // host after host, only until `mxAddressLimit` addresses are known (Postfix:
   // smtp_mx_address_limit), so one attempt costs at most that many connection timeouts.
   const hosts = implicit ? [{ exchange: domain, priority: 0 }] : orderMx(mx).slice(0, MAX_MX_HOSTS);
-  const hops: Hop[] = [];
+  const hops: Array<Hop & { priority: number }> = [];
   const limit = options.mxAddressLimit;
   let lastError: unknown;
   let allPermanent = true;
   /** An MX host whose address is ours: mail there comes straight back. */
   let ownHost: string | undefined;
-  for (const { exchange } of hosts) {
-    if (hops.length >= limit) break;
+  let ownPriority: number | undefined;
+  for (const { exchange, priority } of hosts) {
+    if (hops.length >= limit || ownPriority !== undefined) break;
     const name = exchange.replace(/\.$/, '').toLowerCase();
     const found = await addresses(dns, name);
     if (!found.list.length) {
@@ -147,13 +148,17 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
     for (const address of found.list) {
       if (hops.length >= limit) break;
       if (isOwn(address, port)) {
-        ownHost ??= `${name}[${address}]`;
-        continue;
+        ownHost = `${name}[${address}]`;
+        ownPriority = priority;
+        break;
       }
-      hops.push(mxHop(name, address, port, options));
+      hops.push({ ...mxHop(name, address, port, options), priority });
     }
   }
-  if (hops.length) return { kind: 'hops', hops };
+  // RFC 5321 §5.1: when we are one of the domain's MX hosts, only better ones (lower
+  // preference) may get the mail; ours and the worse ones would send it back to us.
+  const usable = ownPriority === undefined ? hops : hops.filter((h) => h.priority < ownPriority!);
+  if (usable.length) return { kind: 'hops', hops: usable.map(({ priority: _, ...hop }) => hop) };
   // Postfix: "mail for X loops back to myself", a permanent failure (5.4.6).
   if (ownHost) return { kind: 'permanent', error: `mail for ${domain} loops back to myself (MX ${ownHost} is this host)`, status: '5.4.6' };
   if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };

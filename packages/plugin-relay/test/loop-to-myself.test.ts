@@ -20,6 +20,14 @@ const fx = useRelayFixture({
   'v6.test': { MX: [{ exchange: 'mx.v6.test', priority: 10 }] },
   'mx.v6.test': { AAAA: ['::1'] },
   'routed.test': { MX: [{ exchange: 'nowhere.routed.test', priority: 10 }] },
+  // we are the best MX; a backup MX would send the mail straight back to us
+  'backup.test': { MX: [{ exchange: 'self.backup.test', priority: 10 }, { exchange: 'mx2.backup.test', priority: 20 }] },
+  'self.backup.test': { A: ['127.0.0.1'] },
+  'mx2.backup.test': { A: ['127.0.0.1'] },
+  // a better MX than us takes it
+  'better.test': { MX: [{ exchange: 'mx1.better.test', priority: 5 }, { exchange: 'self.better.test', priority: 10 }] },
+  'mx1.better.test': { A: ['127.0.0.1'] },
+  'self.better.test': { A: ['127.0.0.1'] },
 });
 
 async function relayer(options: Parameters<typeof startRelayer>[0], config?: Record<string, unknown>) {
@@ -59,6 +67,26 @@ describe('relay: mail that would loop back to this host', () => {
     expect(failure.error).toMatch(/loops back to myself/);
     // The gateway never received its own message back (one entry would be the original, a loop adds more).
     expect(r.events.delivered).toHaveLength(0);
+  });
+
+  it('we are the best MX: our MX and every worse one are dropped (RFC 5321 §5.1), not a backup that sends it back', async () => {
+    const backup = await startReceiver();
+    fx.cleanup.push(() => backup.close());
+    const port = await freePort();
+    const r = await relayer({ allowLoopbackMx: true, port, mxPort: { 'mx2.backup.test': backup.port } }, { listen: [{ host: '127.0.0.1', port }] });
+    await sendMail(r.gw.port, 'alice@sender.test', ['x@backup.test'], message('best'));
+    const failure = await waitFor(() => failureOf(r, 'x@backup.test'), 10_000, 'the failure');
+    expect(failure.error).toMatch(/mail for backup\.test loops back to myself \(MX self\.backup\.test\[127\.0\.0\.1\] is this host\)/);
+    expect(backup.messages).toHaveLength(0);
+  });
+
+  it('a better MX than us gets the mail', async () => {
+    const better = await startReceiver();
+    fx.cleanup.push(() => better.close());
+    const port = await freePort();
+    const r = await relayer({ allowLoopbackMx: true, port, mxPort: { 'mx1.better.test': better.port } }, { listen: [{ host: '127.0.0.1', port }] });
+    await sendMail(r.gw.port, 'alice@sender.test', ['x@better.test'], message('better'));
+    await waitFor(() => better.messages.length === 1, 10_000, 'delivery to the better MX');
   });
 
   it('with allowLoopbackMx, another port on loopback is a different server and gets the mail', async () => {
