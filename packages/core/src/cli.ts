@@ -6,7 +6,7 @@ import { hashPassword } from './auth/password.js';
 import { coreVersion } from './core-version.js';
 import { errorMessage } from './hooks.js';
 import { importPlugin, loadGateway } from './loader.js';
-import { createLogger, type LogLevel } from './log.js';
+import { createLogger, stackOf, type LogLevel } from './log.js';
 
 const HELP = `mailgate: a plugin-pipeline SMTP gateway
 
@@ -35,7 +35,9 @@ Options:
   -h, --help            This help
   -v, --version         Print the version
 
-Exit status: 0 ok, 1 runtime error, 2 bad usage or invalid configuration.
+Exit status: 0 ok, 1 runtime error, 2 bad usage or invalid configuration,
+70 serve ended by an uncaught exception (logged).
+With -c FILE, --help also lists the commands FILE's plugins add.
 Docs: the README of @mailgate/core and of each plugin.
 `;
 
@@ -67,11 +69,10 @@ USER:HASH when USER is given: a line for plugin-acl's users file.
 };
 
 /**
- * The commands the plugins of `file` add, for `mailgate --help` (with their summary).
- * Quiet when there is no such file or it does not load: help must always work.
+ * The commands the plugins of `file` add, for `mailgate --help -c FILE` (with their
+ * summary). Quiet when the file or a plugin does not load: help must always work.
  */
-async function pluginCommandsHelp(file: string, asked: boolean): Promise<string> {
-  if (!asked && !existsSync(file)) return '';
+async function pluginCommandsHelp(file: string): Promise<string> {
   try {
     const { config, source } = await loadConfigFile(file);
     const lines: string[] = [];
@@ -84,11 +85,6 @@ async function pluginCommandsHelp(file: string, asked: boolean): Promise<string>
   } catch {
     return '';
   }
-}
-
-/** The first lines of an error's stack, for a log line (the logger keeps only message and code). */
-function stackOf(error: unknown): string | undefined {
-  return error instanceof Error && typeof error.stack === 'string' ? error.stack.split('\n').slice(0, 12).join('\n') : undefined;
 }
 
 function version(): string {
@@ -151,7 +147,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(COMMAND_HELP[topic]);
       return 0;
     }
-    process.stdout.write(HELP + (await pluginCommandsHelp(values.config ?? 'gateway.yaml', values.config !== undefined)));
+    // Only for a config named with -c: listing them imports the plugins (runs their code).
+    process.stdout.write(HELP + (values.config === undefined ? '' : await pluginCommandsHelp(values.config)));
     return 0;
   }
   if (values.version) {
@@ -195,10 +192,10 @@ async function main(argv: string[]): Promise<number> {
   // process (Node's default) and drop every session: log it and go on. An exception
   // thrown outside any tap leaves state unknown: log it where the logs go, then exit.
   process.on('unhandledRejection', (reason) => {
-    gateway.log.error('unhandled promise rejection (a plugin\'s background work?); the gateway goes on', { error: reason, stack: stackOf(reason) });
+    gateway.log.error('unhandled promise rejection (a plugin\'s background work?); the gateway goes on', { error: reason, stack: stackOf(reason, 12) });
   });
   process.on('uncaughtException', (error) => {
-    gateway.log.error('uncaught exception; exiting', { error, stack: stackOf(error) });
+    gateway.log.error('uncaught exception; exiting', { error, stack: stackOf(error, 12) });
     process.exit(70);
   });
   // SIGHUP: re-read the TLS certificate (a renewal), as `postfix reload` would; anything

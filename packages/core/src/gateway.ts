@@ -9,7 +9,7 @@ import { coreRangeAccepts, coreVersion } from './core-version.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
 import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, stackOf, type Logger } from './log.js';
 import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
 import { ConnectionTable, Listener, nextSessionId } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
@@ -454,7 +454,7 @@ export class Gateway implements PluginGatewayView {
         session,
         tx: failedTx,
         error,
-        ...(!outcome.timedOut && error instanceof Error && typeof error.stack === 'string' ? { stack: error.stack.split('\n').slice(0, 8).join('\n') } : {}),
+        ...(outcome.timedOut ? {} : { stack: stackOf(error) }),
         ms: Math.round(outcome.ms),
       });
     }

@@ -106,6 +106,11 @@ function stringify(value: unknown): string {
   return text.replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** The first `lines` lines of an error's stack, for a log field (log lines keep only message and code). */
+export function stackOf(error: unknown, lines = 8): string | undefined {
+  return error instanceof Error && typeof error.stack === 'string' ? error.stack.split('\n').slice(0, lines).join('\n') : undefined;
+}
+
 /** Errors are serialised with their message and code, not as `{}`. */
 function replacer(value: unknown): unknown {
   if (value instanceof Error) {
