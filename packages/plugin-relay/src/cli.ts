@@ -217,7 +217,7 @@ async function runQueueCommand(argv: readonly string[], root: string, controlPol
 
   if (sub === 'show') {
     for (const [i, t] of targets.entries()) {
-      if (!(await show(store, t, i > 0, raw ? out : visible(out), err))) failed = true;
+      if (!(await show(store, t, i > 0, raw ? out : visible(out), err, raw))) failed = true;
     }
     return failed ? 1 : 0;
   }
@@ -304,7 +304,7 @@ async function list(store: QueueStore, out: NodeJS.WritableStream): Promise<numb
 }
 
 /** Print one message (envelope JSON, a blank line, its headers); false if it is not in the queue. */
-async function show(store: QueueStore, t: Target, separate: boolean, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<boolean> {
+async function show(store: QueueStore, t: Target, separate: boolean, out: NodeJS.WritableStream, err: NodeJS.WritableStream, raw: boolean): Promise<boolean> {
   const loaded = await store.load(t.id);
   if (!loaded) {
     write(err, `mailgate queue show: ${named(t)} not found`);
@@ -314,7 +314,17 @@ async function show(store: QueueStore, t: Target, separate: boolean, out: NodeJS
   if ('corrupt' in loaded) write(err, `mailgate queue show: ${named(t)}: corrupt envelope (${loaded.corrupt}), ${store.jsonPath(t.id)}`);
   else write(out, JSON.stringify(loaded.entry, null, 2));
   write(out, '');
-  write(out, (await readHeaderSection(store.emlPath(t.id)).catch(() => '(message file missing)')).replace(/\r\n/g, '\n'));
+  const section = await readHeaderSection(store.emlPath(t.id)).catch(() => undefined);
+  if (section === undefined) {
+    write(out, '(message file missing)');
+    return true;
+  }
+  // The section comes as one character per octet: --raw gives those octets back as they
+  // are (postcat style); otherwise they are read as UTF-8 (what headers are, RFC 6532),
+  // a stray octet shown as U+FFFD, and control characters escaped by `out`.
+  const bytes = Buffer.from(`${section.replace(/\r\n/g, '\n')}\n`, 'latin1');
+  if (raw) out.write(bytes);
+  else write(out, bytes.toString('utf8'));
   return true;
 }
 

@@ -76,6 +76,8 @@ export function serveWithUmask(config: string, umask: string, cleanup: Array<() 
 export interface CliResult {
   code: number | null;
   stdout: string;
+  /** stdout as the bytes written (for output that is not UTF-8). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -83,12 +85,15 @@ export interface CliResult {
 export function mailgate(args: string[], input = ''): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      const stdoutBytes = Buffer.concat(out);
+      done({ code, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr });
+    });
     child.stdin.end(input);
   });
 }

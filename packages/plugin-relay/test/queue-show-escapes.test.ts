@@ -52,10 +52,27 @@ describe.skipIf(!built)('mailgate queue show/list with escape sequences in the q
     const shown = await mailgate(['queue', 'show', id, '-c', config]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
-    expect(shown.stdout).toContain('Subject: ^[]0;PWNED-TITLE^G^[[2J^[[31mred^?M-^[1m\tok');
+    // (the lone octet 0x9b is not UTF-8: shown as U+FFFD, never sent to the terminal as is)
+    expect(shown.stdout).toContain('Subject: ^[]0;PWNED-TITLE^G^[[2J^[[31mred^?\uFFFD1m\tok');
     const raw = await mailgate(['queue', 'show', '--raw', id, '-c', config]);
     expect(raw.code).toBe(0);
-    expect(raw.stdout).toContain(HOSTILE.replace('\r\n', '\n'));
+    // --raw: the octets of the queued header section, byte for byte
+    expect(raw.stdoutBytes.includes(Buffer.from(HOSTILE.replace('\r\n', '\n'), 'latin1'))).toBe(true);
+  });
+
+  it('show reads the header section as UTF-8 (RFC 6532), escaping a C1 control written in UTF-8', async () => {
+    const dir = await cliWorkdir(cleanup);
+    const config = await cliConfig(dir, await closedPort(), await closedPort());
+    const store = new QueueStore(join(dir, 'queue'));
+    await store.init();
+    const id = newQueueId();
+    const now = Date.now();
+    await store.add(
+      { version: 1, id, sender: 'alice@sender.test', created: now, nextAttempt: now + 3_600_000, attempts: 0, size: 10, bodyType: '8BITMIME', smtputf8: true, kind: 'message', recipients: [{ address: 'bob@dest.test', domain: 'dest.test', status: 'pending', attempts: 0 }] },
+      Buffer.from('Subject: café € \u009b2J\r\n\r\nbody\r\n', 'utf8'),
+    );
+    const shown = await mailgate(['queue', 'show', id, '-c', config]);
+    expect(shown.stdout).toContain('Subject: café € M-^[2J\n');
   });
 
   it('list escapes a next hop’s reply too; --raw is for show only', async () => {
