@@ -469,7 +469,8 @@ export class SmtpSession implements Session {
     // nor may the chunks of one that went over the size limit go on forever.
     if ((this.bodyMode === 'bdat' || this.bdatDiscard) && this.bodyTimedOut()) return;
     const { verb, args } = parseCommandLine(line);
-    this.pendingVerb = this.lastVerb = SUMMARY_VERBS.has(verb) ? verb : 'UNKNOWN';
+    // (only counted when someone reads the summary: this is on every command's path)
+    if (this.ctx.sessionEnded) this.pendingVerb = this.lastVerb = SUMMARY_VERBS.has(verb) ? verb : 'UNKNOWN';
     switch (verb) {
       case 'EHLO':
       case 'HELO':

@@ -13,6 +13,7 @@ export interface Reply {
 
 /** RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, its CRLF included. */
 const MAX_REPLY_LINE = 512;
+const ONE_PRINTABLE_LINE = /^[\x20-\x7e]*$/;
 
 /**
  * Format a reply as wire bytes: `250-first\r\n250 last\r\n`. Whatever a plugin put in the
@@ -23,9 +24,11 @@ const MAX_REPLY_LINE = 512;
  */
 export function formatReply(reply: Reply): string {
   const text: unknown = reply.text;
+  const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
+  // The common case, every reply the engine makes itself: one printable line that fits.
+  if (typeof text === 'string' && text.length <= MAX_REPLY_LINE - 8 - prefix.length && ONE_PRINTABLE_LINE.test(text)) return `${reply.code}${prefix}${text}\r\n`;
   // Plugins are untyped at run time: a number or an object as text must still give a reply line.
   const given = typeof text === 'string' ? text.split('\n') : Array.isArray(text) ? text.map(asText) : [asText(text)];
-  const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
   const room = MAX_REPLY_LINE - 2 - String(reply.code).length - prefix.length;
   const lines = given.flatMap((l) => wrap(printable(stripLineBreaks(asText(l ?? ''))), room));
   let out = '';
