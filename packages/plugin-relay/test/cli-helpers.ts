@@ -8,10 +8,30 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { QueueEntry } from '../src/store.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const BIN = join(ROOT, 'packages/core/bin/mailgate.js');
 export const built = existsSync(join(ROOT, 'packages/core/dist/cli.js')) && existsSync(join(ROOT, 'packages/plugin-relay/dist/index.js'));
+
+/** A queued message to bob@dest.test, retried in an hour: what a test puts into a queue by hand. */
+export function queuedEntry(id: string, fields: Partial<QueueEntry> = {}, recipient: Partial<QueueEntry['recipients'][number]> = {}): QueueEntry {
+  const now = Date.now();
+  return {
+    version: 1,
+    id,
+    sender: 'alice@sender.test',
+    created: now,
+    nextAttempt: now + 3_600_000,
+    attempts: 1,
+    size: 30,
+    bodyType: '7BIT',
+    smtputf8: false,
+    kind: 'message',
+    recipients: [{ address: 'bob@dest.test', domain: 'dest.test', status: 'pending', attempts: 1, ...recipient }],
+    ...fields,
+  };
+}
 
 /** A directory for one test's config and queue, with a plugin that lets every recipient be relayed. */
 export async function cliWorkdir(cleanup: Array<() => Promise<unknown>>): Promise<string> {

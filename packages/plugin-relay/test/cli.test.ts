@@ -4,10 +4,11 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { cliWorkdir } from './cli-helpers.js';
 import { closedPort, DEST_ZONE, listening, message, sendMail, startReceiver, useRelayFixture, waitFor, type Receiver } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -18,16 +19,8 @@ const run = promisify(execFile);
 const fx = useRelayFixture(DEST_ZONE);
 const { cleanup } = fx;
 
-async function workdir(): Promise<string> {
-  // Inside the repo, so that `@mailgate/core` and `@mailgate/plugin-relay` resolve from the config's directory.
-  const dir = await mkdtemp(join(import.meta.dirname, 'tmp-'));
-  cleanup.push(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(
-    join(dir, 'relay-allow.js'),
-    `import { definePlugin } from '@mailgate/core';\nexport default definePlugin({ name: 'relay-allow', setup({ tap }) { tap('rcpt', (_s, _t, r) => { r.data.relayAllowed = true; }); } });\n`,
-  );
-  return dir;
-}
+// Inside the repo, so that `@mailgate/core` and `@mailgate/plugin-relay` resolve from the config's directory.
+const workdir = () => cliWorkdir(cleanup);
 
 async function writeConfig(dir: string, port: number, mxPort: number, extra = ''): Promise<string> {
   const file = join(dir, 'gateway.yaml');

@@ -10,27 +10,13 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { QueueStore, type QueueEntry } from '../src/store.js';
-import { built, cliConfig, cliWorkdir, mailgate, serveWithUmask } from './cli-helpers.js';
+import { built, cliConfig, cliWorkdir, mailgate, queuedEntry, serveWithUmask } from './cli-helpers.js';
 import { closedPort, listening, message, sendMail, useRelayFixture, waitFor } from './helpers.js';
 
 const { cleanup } = useRelayFixture({});
 
 function entry(id: string, receivedTx: string, status: 'pending' | 'held' = 'pending'): QueueEntry {
-  const now = Date.now();
-  return {
-    version: 1,
-    id,
-    sender: 'alice@sender.test',
-    created: now,
-    nextAttempt: now + 3_600_000,
-    attempts: 1,
-    size: 30,
-    bodyType: '7BIT',
-    smtputf8: false,
-    kind: 'message',
-    receivedTx,
-    recipients: [{ address: 'bob@dest.test', domain: 'dest.test', status, attempts: 1 }],
-  };
+  return queuedEntry(id, { receivedTx }, { status });
 }
 
 /** A config with a queue holding messages A…, B…, C… (received in transactions SESS1.1, .2, .3), no gateway running. */

@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QueueStore, newQueueId, type QueueEntry } from '../src/store.js';
+import { QueueStore, newQueueId } from '../src/store.js';
 import { escapeControls } from '../src/cli.js';
-import { built, cliConfig, cliWorkdir, mailgate } from './cli-helpers.js';
+import { built, cliConfig, cliWorkdir, mailgate, queuedEntry } from './cli-helpers.js';
 import { closedPort, useRelayFixture } from './helpers.js';
 
 const { cleanup } = useRelayFixture({});
@@ -21,20 +21,7 @@ async function queueWithHostileHeader(): Promise<{ config: string; id: string }>
   const store = new QueueStore(join(dir, 'queue'));
   await store.init();
   const id = newQueueId();
-  const now = Date.now();
-  const entry: QueueEntry = {
-    version: 1,
-    id,
-    sender: 'alice@sender.test',
-    created: now,
-    nextAttempt: now + 3_600_000,
-    attempts: 1,
-    size: 100,
-    bodyType: '8BITMIME',
-    smtputf8: false,
-    kind: 'message',
-    recipients: [{ address: 'bob@dest.test', domain: 'dest.test', status: 'pending', attempts: 1, lastError: '451 4.0.0 \x1b[2Jbusy\u009b2J' }],
-  };
+  const entry = queuedEntry(id, { size: 100, bodyType: '8BITMIME' }, { lastError: '451 4.0.0 \x1b[2Jbusy\u009b2J' });
   // One byte per character: 0x9b is the 8-bit CSI a terminal may take as ESC [.
   await store.add(entry, Buffer.from(`From: a@sender.test\r\n${HOSTILE}\r\nbody\r\n`, 'latin1'));
   return { config, id };
@@ -66,9 +53,8 @@ describe.skipIf(!built)('mailgate queue show/list with escape sequences in the q
     const store = new QueueStore(join(dir, 'queue'));
     await store.init();
     const id = newQueueId();
-    const now = Date.now();
     await store.add(
-      { version: 1, id, sender: 'alice@sender.test', created: now, nextAttempt: now + 3_600_000, attempts: 0, size: 10, bodyType: '8BITMIME', smtputf8: true, kind: 'message', recipients: [{ address: 'bob@dest.test', domain: 'dest.test', status: 'pending', attempts: 0 }] },
+      queuedEntry(id, { size: 10, bodyType: '8BITMIME', smtputf8: true }),
       Buffer.from('Subject: café € \u009b2J\r\n\r\nbody\r\n', 'utf8'),
     );
     const shown = await mailgate(['queue', 'show', id, '-c', config]);
