@@ -135,6 +135,14 @@ class Acl {
     });
     const relayDomains = await DynamicList.create('domainPattern', options.relayDomains, { ...common, where: 'relayDomains' });
     const relayFrom = await DynamicList.create('ip', options.relayFrom, { ...common, where: 'relayFrom' });
+    // Postfix does not warn about mynetworks = 0.0.0.0/0, but nothing is more costly to get
+    // wrong: say it, in `mailgate check` too (it runs setup).
+    for (const entry of options.relayFrom) {
+      const net = typeof entry === 'string' ? parseCidr(entry) : undefined;
+      if (net && net.prefix < (net.family === 4 ? 8 : 16)) {
+        log.warn('relayFrom lets a large part of the internet relay through this gateway: an open relay', { entry });
+      }
+    }
     const exempt = await DynamicList.create('ip', options.limits.exempt, { ...common, where: 'limits.exempt' });
     const rules = await compileRules(options.rules, common);
     const users = options.auth

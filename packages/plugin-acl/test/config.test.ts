@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, gatewayFromYaml, silentLogger } from '@mailgate/core';
+import { ConfigError, createGateway, createLogger, gatewayFromYaml, silentLogger } from '@mailgate/core';
 import { testSession } from '@mailgate/core/testing';
 import acl, { aclOptionsSchema } from '../src/index.js';
 
@@ -108,5 +108,15 @@ describe('README examples', () => {
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('relayFrom that opens the gateway to the internet', () => {
+  it('is accepted but warned about (also by mailgate check, which runs setup)', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const gateway = createGateway({}, { logger: createLogger({ level: 'warn', format: 'json', write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) }) });
+    await gateway.use(acl, { relayFrom: ['0.0.0.0/0', '::/0', '10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] });
+    expect(lines.filter((l) => String(l.msg).includes('open relay')).map((l) => l.entry)).toEqual(['0.0.0.0/0', '::/0']);
+    await gateway.close(0);
   });
 });
