@@ -684,10 +684,18 @@ export class Relay {
       this.deleteAfter.add(id);
       return true;
     }
-    const existed = await this.store.exists(id);
-    await this.store.remove(id);
+    // Out of the schedule, and busy, before anything is awaited: a pump() meanwhile (one
+    // runs right after an attempt that was asked to delete its message) must not start
+    // the message again; it would write its envelope back as a body-less ghost.
     this.index.delete(id);
-    return existed;
+    this.busy.add(id);
+    try {
+      const existed = await this.store.exists(id);
+      await this.store.remove(id);
+      return existed;
+    } finally {
+      this.busy.delete(id);
+    }
   }
 
   /** Retry now: held and pending recipients become pending and due. */
@@ -696,15 +704,23 @@ export class Relay {
       this.retryAfter.add(id);
       return true;
     }
-    const loaded = await this.store.load(id);
-    if (!loaded) return false;
-    if ('corrupt' in loaded) throw new Error(`corrupt envelope (${loaded.corrupt})`);
-    const entry = loaded.entry;
-    for (const r of entry.recipients) if (r.status === 'held') r.status = 'pending';
-    entry.nextAttempt = Date.now();
-    await this.store.write(entry);
-    if (entry.recipients.some((r) => r.status === 'pending')) this.schedule(id, entry.nextAttempt);
-    return true;
+    // busy while its envelope is rewritten: no attempt may start on it meanwhile
+    this.busy.add(id);
+    let due: number | undefined;
+    try {
+      const loaded = await this.store.load(id);
+      if (!loaded) return false;
+      if ('corrupt' in loaded) throw new Error(`corrupt envelope (${loaded.corrupt})`);
+      const entry = loaded.entry;
+      for (const r of entry.recipients) if (r.status === 'held') r.status = 'pending';
+      entry.nextAttempt = Date.now();
+      await this.store.write(entry);
+      if (entry.recipients.some((r) => r.status === 'pending')) due = entry.nextAttempt;
+      return true;
+    } finally {
+      this.busy.delete(id);
+      if (due !== undefined) this.schedule(id, due);
+    }
   }
 
   /**
