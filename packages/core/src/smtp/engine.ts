@@ -391,8 +391,9 @@ export class SmtpSession implements Session {
   private takeLine(): string | undefined {
     const buf = this.input!;
     // A SASL response is not a command line: RFC 4954 §4 has servers take 12,288 octets
-    // (long passwords and tokens), where a command line is 512.
-    const max = this.phase.startsWith('auth') ? Math.max(SASL_RESPONSE_LIMIT, this.ctx.options.maxCommandLineLength) : this.ctx.options.maxCommandLineLength;
+    // (long passwords and tokens) of response text, its CRLF not counted, where a command
+    // line is 512 octets with its CRLF.
+    const max = this.phase.startsWith('auth') ? Math.max(SASL_RESPONSE_LIMIT + 2, this.ctx.options.maxCommandLineLength) : this.ctx.options.maxCommandLineLength;
     const lf = buf.indexOf(10);
     if (lf < 0) {
       // A line that trickles in byte by byte resets the idle timer with every byte

@@ -75,6 +75,14 @@ describe('command line length', () => {
     expect(response.length).toBeGreaterThan(512);
     expect(await s.send(`AUTH PLAIN\r\n${response}\r\n`)).toBe('334 \r\n235 2.7.0 Authentication successful\r\n');
   });
+
+  it('a SASL response of exactly 12,288 octets (CRLF not counted) is taken; 12,289 is not', async () => {
+    const gw = makeGateway({ smtp: { authWithoutTls: true } });
+    await gw.use(plugin('auth', ({ tap }) => tap('auth', () => undefined)));
+    const s = await ready(gw);
+    expect(await s.send(`AUTH PLAIN\r\n${'A'.repeat(12_288)}\r\n`)).toBe('334 \r\n501 5.5.2 Invalid AUTH PLAIN response\r\n');
+    expect(await s.send(`AUTH PLAIN\r\n${'A'.repeat(12_289)}\r\nNOOP\r\n`)).toBe('334 \r\n' + TOO_LONG + NOOP_OK);
+  });
 });
 
 describe('junk commands (NOOP, RSET, VRFY, HELP)', () => {
