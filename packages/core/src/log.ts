@@ -85,9 +85,15 @@ class LineLogger implements Logger {
 }
 
 /**
- * JSON that never throws (cycles, throwing getters, BigInt) and escapes the
- * characters some log readers take for line breaks (U+0085, U+2028, U+2029).
+ * JSON that never throws (cycles, throwing getters, BigInt) and escapes, beyond what
+ * JSON.stringify escapes (C0 controls), every character a terminal or a log reader may
+ * act on: DEL and the C1 controls (U+009B is an 8-bit CSI), format characters such as
+ * bidi overrides (U+202E), and U+2028/U+2029. `journalctl -f` and `tail -f` show lines
+ * raw, and client text (addresses, AUTH user names) ends up in them.
  */
+const UNSAFE_FOR_TERMINALS = /[\u007f-\u009f\p{Cf}\u2028\u2029]/u;
+const UNSAFE_FOR_TERMINALS_ALL = /[\u007f-\u009f\p{Cf}\u2028\u2029]/gu;
+
 function stringify(value: unknown): string {
   let text: string;
   try {
@@ -103,7 +109,7 @@ function stringify(value: unknown): string {
   } catch {
     text = JSON.stringify('[unserializable log fields]');
   }
-  return text.replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return UNSAFE_FOR_TERMINALS.test(text) ? text.replace(UNSAFE_FOR_TERMINALS_ALL, (c) => c.split('').map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')) : text;
 }
 
 /** The first `lines` lines of an error's stack, for a log field (log lines keep only message and code). */
