@@ -315,6 +315,15 @@ async function readSecret(prompt: string): Promise<string> {
   });
 }
 
+// `mailgate queue list | head`: the reader is gone; stop quietly, as postqueue -p does,
+// instead of an unhandled 'error' event and a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -226,6 +226,16 @@ export default Object.freeze(plugin);
     expect(help.stdout).toMatch(/Commands from the plugins of commands\.yaml.*\n  archive +export the archive as mbox +\(archive\)/);
   });
 
+  it('output into a pipe whose reader is gone (mailgate … | head): quiet exit, no stack trace', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.destroy(); // the reader is gone before the first write
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('a plugin command without a config says where such commands come from', async () => {
     const r = await mailgate(['queue', '--help'], dir);
     expect(r.code).toBe(2);
