@@ -135,11 +135,14 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   /** An MX host whose address is ours: mail there comes straight back. */
   let ownHost: string | undefined;
   let ownPriority: number | undefined;
+  /** The best preference whose host could not be looked up (a primary we cannot see now). */
+  let unresolved: number | undefined;
   for (const { exchange, priority } of hosts) {
     if (hops.length >= limit || ownPriority !== undefined) break;
     const name = exchange.replace(/\.$/, '').toLowerCase();
     const found = await addresses(dns, name);
     if (!found.list.length) {
+      unresolved ??= priority;
       lastError = found.error;
       if (!(isDnsError(found.error) && !found.error.temporary) && found.error !== undefined) allPermanent = false;
       continue;
@@ -159,6 +162,11 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   // preference) may get the mail; ours and the worse ones would send it back to us.
   const usable = ownPriority === undefined ? hops : hops.filter((h) => h.priority < ownPriority!);
   if (usable.length) return { kind: 'hops', hops: usable.map(({ priority: _, ...hop }) => hop) };
+  // We are a backup MX and a better one exists but cannot be looked up now: keep the mail
+  // and try again, as Postfix does ("unable to find primary relay"), never a bounce.
+  if (ownPriority !== undefined && unresolved !== undefined && unresolved < ownPriority) {
+    return { kind: 'temporary', error: `unable to find primary relay for ${domain}: ${describe(lastError)}` };
+  }
   // Postfix: "mail for X loops back to myself", a permanent failure (5.4.6).
   if (ownHost) return { kind: 'permanent', error: `mail for ${domain} loops back to myself (MX ${ownHost} is this host)`, status: '5.4.6' };
   if (implicit && allPermanent) return { kind: 'permanent', error: `${domain} has no MX and no address records`, status: '5.1.2' };

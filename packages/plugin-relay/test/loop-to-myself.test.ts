@@ -28,6 +28,9 @@ const fx = useRelayFixture({
   'better.test': { MX: [{ exchange: 'mx1.better.test', priority: 5 }, { exchange: 'self.better.test', priority: 10 }] },
   'mx1.better.test': { A: ['127.0.0.1'] },
   'self.better.test': { A: ['127.0.0.1'] },
+  // we are the backup; the primary's name has no address now (a DNS failure, a typo fixed later)
+  'primary.test': { MX: [{ exchange: 'gone.primary.test', priority: 5 }, { exchange: 'self.primary.test', priority: 10 }] },
+  'self.primary.test': { A: ['127.0.0.1'] },
 });
 
 async function relayer(options: Parameters<typeof startRelayer>[0], config?: Record<string, unknown>) {
@@ -78,6 +81,15 @@ describe('relay: mail that would loop back to this host', () => {
     const failure = await waitFor(() => failureOf(r, 'x@backup.test'), 10_000, 'the failure');
     expect(failure.error).toMatch(/mail for backup\.test loops back to myself \(MX self\.backup\.test\[127\.0\.0\.1\] is this host\)/);
     expect(backup.messages).toHaveLength(0);
+  });
+
+  it('we are the backup and the primary cannot be looked up now: kept and retried (never bounced), as Postfix', async () => {
+    const port = await freePort();
+    const r = await relayer({ allowLoopbackMx: true, port }, { listen: [{ host: '127.0.0.1', port }] });
+    await sendMail(r.gw.port, 'alice@sender.test', ['x@primary.test'], message('primary gone'));
+    const deferred = await waitFor(() => r.events.deferred.find((e) => e.recipients.includes('x@primary.test')), 10_000, 'the deferral');
+    expect(deferred.error).toMatch(/^unable to find primary relay for primary\.test: /);
+    expect(failureOf(r, 'x@primary.test')).toBeUndefined();
   });
 
   it('a better MX than us gets the mail', async () => {
