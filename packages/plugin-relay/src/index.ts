@@ -53,13 +53,24 @@ const relayPlugin = definePlugin({
     let markOwned: () => void = () => undefined;
     /** Settles once it is known whether this gateway owns the queue (and its directories exist). */
     const owned = new Promise<void>((done) => (markOwned = done));
+    let recheck: NodeJS.Timeout | undefined;
     const start = async (): Promise<void> => {
       const other = await runningGateway(root);
       if (other !== undefined && other !== process.pid) {
-        log.error('relay: the queue directory is in use by another running gateway; relaying is refused (451)', { queueDir: root, pid: other });
+        if (!refused) log.error('relay: the queue directory is in use by another running gateway; relaying is refused (451) until it is gone', { queueDir: root, pid: other });
         refused = true;
+        // The other one may be on its way out (a restart: the old gateway keeps its pid file
+        // until its sessions end; a kill -9 leaves it until the process is reaped): look
+        // again every few seconds and take the queue over once it is gone.
+        recheck = setTimeout(() => {
+          if (stopped) return;
+          start().catch((error: unknown) => log.error('relay: cannot start the queue', { error }));
+        }, OWNER_RECHECK_MS);
+        recheck.unref();
         return;
       }
+      if (refused) log.info('relay: the other gateway is gone; this one takes over the queue', { queueDir: root, pid: process.pid });
+      refused = false;
       await store.init();
       await writeFile(pidFile, `${process.pid}\n`, { mode: FILE_MODE });
       started = true;
@@ -177,6 +188,7 @@ const relayPlugin = definePlugin({
 
     onClose(async () => {
       stopped = true;
+      clearTimeout(recheck);
       markOwned();
       markReady();
       await relay.close();
@@ -187,6 +199,9 @@ const relayPlugin = definePlugin({
     });
   },
 });
+
+/** How often a gateway refused the queue looks again whether its owner is gone. */
+const OWNER_RECHECK_MS = 2_000;
 
 /**
  * The sockets the gateway listens on: the Gateway's `addresses` once it listens (real
