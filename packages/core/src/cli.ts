@@ -172,6 +172,11 @@ async function main(argv: string[]): Promise<number> {
   if (values['log-format']) log.format = values['log-format'];
   if (Object.keys(log).length) overrides.log = log;
 
+  // SIGHUP's default action ends the process: ignore it from the start (a reload right
+  // after `systemctl start` would otherwise kill a gateway still loading, and systemd does
+  // not restart one that died of SIGHUP); it reloads once there is something to reload.
+  let onHangup: (() => void) | undefined;
+  if (command === 'serve') process.on('SIGHUP', () => onHangup?.());
   const gateway = await loadGateway(file, { overrides });
   if (command === 'check') {
     await gateway.loadTls().catch(async (error: unknown) => {
@@ -200,7 +205,7 @@ async function main(argv: string[]): Promise<number> {
   });
   // SIGHUP: re-read the TLS certificate (a renewal), as `postfix reload` would; anything
   // else in the config needs a restart. Never the default action (the process ending).
-  process.on('SIGHUP', () => {
+  onHangup = () => {
     gateway.reloadTls().then(
       (reloaded) =>
         reloaded
@@ -208,7 +213,7 @@ async function main(argv: string[]): Promise<number> {
           : gateway.log.info('SIGHUP: nothing to reload (no tls: in the config); other changes need a restart'),
       (error: unknown) => gateway.log.error('SIGHUP: TLS reload failed, keeping the current certificate', { error: errorMessage(error) }),
     );
-  });
+  };
   await gateway.listen();
   gateway.log.info('started', { version: version(), config: file, pid: process.pid });
   return new Promise<number>((resolve) => {

@@ -130,6 +130,8 @@ export class Listener {
     const refusal = this.table.admit(key);
     socket.on('error', noop);
     if (refusal) {
+      // One line per refused connection, as for any refusal (Postfix logs its anvil limits)
+      this.log.info('refused', { stage: 'connect', client: ip, port: this.options.port, reply: `421 4.7.0 ${refusal}`, reason: 'connection limit' });
       // Without TLS we cannot speak SMTP on an implicit port: just close it there.
       if (implicit) socket.destroy();
       else {

@@ -78,6 +78,26 @@ describe('mailgate serve and signals', () => {
     expect(mg.output()).toMatch(/"msg":"stopped".*"signal":"SIGTERM"/);
   }, 30_000);
 
+  it('SIGHUP while the gateway is still loading does not end it', async () => {
+    const dir = workDir();
+    const port = await freePort();
+    // a plugin whose setup takes a while: the gateway is loading when the SIGHUP comes
+    writeFileSync(
+      join(dir, 'slow.js'),
+      `const plugin = { name: 'slow', async setup() { await new Promise((r) => setTimeout(r, 800)); } };
+Object.defineProperty(plugin, Symbol.for('mailgate.plugin'), { value: true });
+export default Object.freeze(plugin);
+`,
+    );
+    writeFileSync(join(dir, 'gateway.yaml'), `hostname: mx.example.test\nlisten:\n  - { host: 127.0.0.1, port: ${port} }\nspool: { dir: ./spool }\nplugins:\n  - use: ./slow.js\n`);
+    mg = await startMailgate(['serve', '-c', join(dir, 'gateway.yaml')], { waitFor: false });
+    // (from 200 ms: before that Node itself is still starting, before any code of ours runs)
+    for (const at of [200, 400, 600]) setTimeout(() => mg?.child.kill('SIGHUP'), at);
+    await until(() => mg!.output().includes('listening') || mg!.gone, 'listening');
+    expect(mg.gone).toBe(false);
+    expect((await mg.stop()).code).toBe(0);
+  }, 30_000);
+
   it('SIGHUP without tls: says there is nothing to reload and keeps serving', async () => {
     const dir = workDir();
     const port = await freePort();
