@@ -15,7 +15,7 @@ import { ConnectionTable, Listener, nextSessionId } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
 import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail, SessionSummary } from './smtp/engine.js';
 import { SmtpSession } from './smtp/engine.js';
-import type { Reply } from './smtp/reply.js';
+import { formatReply, type Reply } from './smtp/reply.js';
 import { Spool } from './spool/spool.js';
 import { submitMessage, type SubmitOptions, type SubmitResult } from './submit.js';
 
@@ -510,6 +510,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** A reply as one log field: `550 5.1.1 <a@b>: User unknown`. */
+/** The reply as the client got it (formatReply's sanitised lines), on one line for the log. */
 function replyLine(reply: Reply): string {
-  return `${reply.code} ${reply.enhanced ?? ''} ${Array.isArray(reply.text) ? reply.text.join(' ') : reply.text}`.replace(/ +/g, ' ');
+  return formatReply(reply)
+    .split('\r\n')
+    .filter((line) => line !== '')
+    .map((line, i) => (i === 0 ? line : line.slice(4)))
+    .join(' ');
 }

@@ -28,6 +28,16 @@ describe('refusal log lines', () => {
     ]);
   });
 
+  it('the logged reply is the reply the client got (sanitised), not the text the plugin gave', async () => {
+    const { logger, lines } = recordingLogger('info');
+    const gw = makeGateway({}, logger);
+    await gw.use(plugin('policy', ({ tap }) => tap('rcpt', () => reject('Empfänger \u202e abgelehnt'))));
+    const s = await ready(gw);
+    expect(await s.send('MAIL FROM:<a@b.test>\r\nRCPT TO:<x@example.test>\r\n')).toContain('550 5.7.1 Empf?nger ? abgelehnt\r\n');
+    const refused = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'refused');
+    expect(refused).toEqual([expect.objectContaining({ stage: 'rcpt', reply: '550 5.7.1 Empf?nger ? abgelehnt' })]);
+  });
+
   it('a refused HELO is logged with the name that was refused', async () => {
     const { logger, lines } = recordingLogger('info');
     const gw = makeGateway({}, logger);
