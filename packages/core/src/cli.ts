@@ -87,10 +87,6 @@ async function pluginCommandsHelp(file: string): Promise<string> {
   }
 }
 
-function version(): string {
-  return coreVersion();
-}
-
 /** `127.0.0.1:2525`, `[::1]:2525`, or `:2525` (loopback). */
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
@@ -152,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${coreVersion()}\n`);
     return 0;
   }
   const command = positionals[0];
@@ -172,11 +168,6 @@ async function main(argv: string[]): Promise<number> {
   if (values['log-format']) log.format = values['log-format'];
   if (Object.keys(log).length) overrides.log = log;
 
-  // SIGHUP's default action ends the process: ignore it from the start (a reload right
-  // after `systemctl start` would otherwise kill a gateway still loading, and systemd does
-  // not restart one that died of SIGHUP); it reloads once there is something to reload.
-  let onHangup: (() => void) | undefined;
-  if (command === 'serve') process.on('SIGHUP', () => onHangup?.());
   const gateway = await loadGateway(file, { overrides });
   if (command === 'check') {
     await gateway.loadTls().catch(async (error: unknown) => {
@@ -204,8 +195,9 @@ async function main(argv: string[]): Promise<number> {
     process.exit(70);
   });
   // SIGHUP: re-read the TLS certificate (a renewal), as `postfix reload` would; anything
-  // else in the config needs a restart. Never the default action (the process ending).
-  onHangup = () => {
+  // else in the config needs a restart. (Until here the bin shim ignores it: a SIGHUP
+  // while the gateway loads must not end the process.)
+  process.on('SIGHUP', () => {
     gateway.reloadTls().then(
       (reloaded) =>
         reloaded
@@ -213,9 +205,9 @@ async function main(argv: string[]): Promise<number> {
           : gateway.log.info('SIGHUP: nothing to reload (no tls: in the config); other changes need a restart'),
       (error: unknown) => gateway.log.error('SIGHUP: TLS reload failed, keeping the current certificate', { error: errorMessage(error) }),
     );
-  };
+  });
   await gateway.listen();
-  gateway.log.info('started', { version: version(), config: file, pid: process.pid });
+  gateway.log.info('started', { version: coreVersion(), config: file, pid: process.pid });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -42,16 +42,16 @@ export interface TapStats {
   errors: number;
 }
 
-/**
- * A gateway: the hooks, the plugins tapped into them, and the listeners. Created
- * from a config object (YAML or code); plugins are added with `use()` before
- * `listen()`; after that the hooks are closed to new taps.
- */
 /** No options given: nothing, or an empty mapping (`with: {}`). */
 function isEmptyOptions(options: unknown): boolean {
   return options === undefined || options === null || (typeof options === 'object' && !Array.isArray(options) && Object.keys(options).length === 0);
 }
 
+/**
+ * A gateway: the hooks, the plugins tapped into them, and the listeners. Created
+ * from a config object (YAML or code); plugins are added with `use()` before
+ * `listen()`; after that the hooks are closed to new taps.
+ */
 export class Gateway implements PluginGatewayView {
   readonly config: GatewayConfig;
   readonly hooks: GatewayHooks;

@@ -327,7 +327,7 @@ export class SmtpSession implements Session {
     await this.ctx.hooks.disconnect.promise(this);
     if (!this.internal && this.ctx.sessionEnded) {
       const reason = this.endReason ?? `lost connection after ${this.lastVerb}`;
-      this.ctx.sessionEnded?.(this, { reason, commands: this.commandSummary(), ms: Math.round(performance.now() - this.began) });
+      this.ctx.sessionEnded(this, { reason, commands: this.commandSummary(), ms: Math.round(performance.now() - this.began) });
     }
   }
 
@@ -528,9 +528,7 @@ export class SmtpSession implements Session {
    * `maxJunkCommands` each one counts as an error, as Postfix's smtpd_junk_command_limit.
    */
   private junk(): void {
-    if (this.internal || ++this.junkCount <= this.ctx.options.maxJunkCommands) return;
-    this.errorCount++;
-    if (this.errorCount >= this.ctx.options.maxErrors) this.tooManyErrors();
+    if (++this.junkCount > this.ctx.options.maxJunkCommands) this.countError();
   }
 
   private unknownCommand(verb: string): void {
@@ -1135,6 +1133,11 @@ export class SmtpSession implements Session {
   /** An error reply counts toward the session's error limit (421 and close past it). */
   private error(reply: Reply): void {
     this.reply(reply);
+    this.countError();
+  }
+
+  /** One more error: 421 and close at maxErrors (not in the middle of a body). */
+  private countError(): void {
     // The gateway's own submission (a bounce to several recipients) is not a misbehaving client.
     if (this.internal) return;
     this.errorCount++;

@@ -25,11 +25,12 @@ const ONE_PRINTABLE_LINE = /^[\x20-\x7e]*$/;
 export function formatReply(reply: Reply): string {
   const text: unknown = reply.text;
   const prefix = reply.enhanced ? ` ${reply.enhanced} ` : ' ';
+  /** Characters of text a line can hold, beside its code, prefix and CRLF. */
+  const room = MAX_REPLY_LINE - 2 - String(reply.code).length - prefix.length;
   // The common case, every reply the engine makes itself: one printable line that fits.
-  if (typeof text === 'string' && text.length <= MAX_REPLY_LINE - 8 - prefix.length && ONE_PRINTABLE_LINE.test(text)) return `${reply.code}${prefix}${text}\r\n`;
+  if (typeof text === 'string' && text.length <= room && ONE_PRINTABLE_LINE.test(text)) return `${reply.code}${prefix}${text}\r\n`;
   // Plugins are untyped at run time: a number or an object as text must still give a reply line.
   const given = typeof text === 'string' ? text.split('\n') : Array.isArray(text) ? text.map(asText) : [asText(text)];
-  const room = MAX_REPLY_LINE - 2 - String(reply.code).length - prefix.length;
   const lines = given.flatMap((l) => wrap(printable(stripLineBreaks(asText(l ?? ''))), room));
   let out = '';
   const last = lines.length - 1;
