@@ -5,12 +5,11 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { domainToASCII } from 'node:url';
 import { ConfigError, resolveConfig, validateWith, type ConfigSource } from './config/load.js';
 import { formatPath, type ConfigIssue } from './config/issues.js';
-import { coreRangeAccepts, coreVersion } from './core-version.js';
 import type { GatewayConfig, GatewayConfigInput } from './config/schema.js';
 import { DnsResolver } from './dns/index.js';
 import { createHooks, errorMessage, type GatewayHooks, type TapOutcome } from './hooks.js';
 import { createLogger, stackOf, type Logger } from './log.js';
-import { isPlugin, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
+import { isPlugin, pluginEntryProblems, type PluginContext, type PluginDefinition, type PluginGatewayView } from './plugin.js';
 import { ConnectionTable, Listener, nextSessionId } from './server/listener.js';
 import { Transaction, type Recipient } from './session.js';
 import type { EngineContext, EngineIO, EngineOptions, PeerInfo, RefusalDetail, SessionSummary } from './smtp/engine.js';
@@ -40,11 +39,6 @@ export interface TapStats {
   totalMs: number;
   maxMs: number;
   errors: number;
-}
-
-/** No options given: nothing, or an empty mapping (`with: {}`). */
-function isEmptyOptions(options: unknown): boolean {
-  return options === undefined || options === null || (typeof options === 'object' && !Array.isArray(options) && Object.keys(options).length === 0);
 }
 
 /**
@@ -148,26 +142,12 @@ export class Gateway implements PluginGatewayView {
     if (this.started) throw new Error(`cannot add plugin "${plugin.name}" after the gateway started listening`);
     if (!isPlugin(plugin)) throw new TypeError('use(): not a plugin made with definePlugin()');
     const at = useOptions.index === undefined ? undefined : ['plugins', useOptions.index];
-    const written = plugin.core;
-    if (written !== undefined) {
-      const accepted = coreRangeAccepts(String(written), coreVersion());
-      if (accepted !== true) {
-        const why =
-          accepted === undefined
-            ? `plugin "${plugin.name}" declares core: ${JSON.stringify(written)}, which is not a range of @mailgate/core versions (e.g. "0.x", "1", "^0.1")`
-            : `plugin "${plugin.name}" was written for @mailgate/core ${written}; this is @mailgate/core ${coreVersion()}`;
-        throw at ? this.configError([...at, 'use'], why) : new Error(why);
-      }
-    }
+    const [problem] = pluginEntryProblems(plugin, options);
+    if (problem) throw at ? this.configError([...at, problem.key], problem.message) : new TypeError(`use(): ${problem.message}`);
     const prefix = at ? [...at, 'with'] : [];
     const validated = plugin.options
       ? validateWith(plugin.options, options ?? {}, at ? this.source : undefined, prefix)
       : options;
-    if (!plugin.options && !isEmptyOptions(options)) {
-      // Options nobody reads are a mistake the admin would never see otherwise.
-      const why = `plugin "${plugin.name}" takes no options`;
-      throw at ? this.configError([...at, 'with'], why) : new TypeError(`use(): ${why}`);
-    }
     let name = useOptions.name ?? plugin.name;
     for (let n = 2; this.pluginNames.has(name); n++) name = `${useOptions.name ?? plugin.name}#${n}`;
     this.pluginNames.add(name);

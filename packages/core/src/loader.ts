@@ -11,7 +11,7 @@ import type { DnsResolver } from './dns/index.js';
 import { Gateway, markResolved } from './gateway.js';
 import { errorMessage } from './hooks.js';
 import type { Logger } from './log.js';
-import { isPlugin, type PluginDefinition } from './plugin.js';
+import { isPlugin, pluginEntryProblems, type PluginDefinition } from './plugin.js';
 import { builtinPlugins } from './plugins/builtins.js';
 
 export interface LoadGatewayOptions {
@@ -55,6 +55,10 @@ async function withPluginIssues(error: unknown): Promise<never> {
     } catch (cause) {
       issues.push({ path, pathText: formatPath(path), message: errorMessage(cause), ...source.locate(path), ...(source.file ? { file: source.file } : {}) });
       continue;
+    }
+    for (const problem of pluginEntryProblems(plugin, options)) {
+      const at = ['plugins', index, problem.key];
+      issues.push({ path: at, pathText: formatPath(at), message: problem.message, ...source.locate(at), ...(source.file ? { file: source.file } : {}) });
     }
     if (!plugin.options) continue;
     try {

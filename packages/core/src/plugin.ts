@@ -4,6 +4,7 @@ import type { GatewayConfig } from './config/schema.js';
 import type { GatewayHooks, TapContext } from './hooks.js';
 import type { Logger } from './log.js';
 import type { SubmitOptions, SubmitResult } from './submit.js';
+import { coreRangeAccepts, coreVersion } from './core-version.js';
 
 /** What a plugin's `setup` receives: its validated options and the gateway to tap. */
 export interface PluginContext<Options> {
@@ -103,4 +104,29 @@ export function definePlugin<Schema extends z.ZodType>(definition: PluginDefinit
 
 export function isPlugin(value: unknown): value is PluginDefinition {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PLUGIN] === true;
+}
+
+/**
+ * What the core refuses in a plugin entry before running the plugin, with the key of the
+ * entry each problem belongs to: a `core` range that does not accept this core, and
+ * options for a plugin without an options schema (nothing would read them). Used when a
+ * plugin is added, and by the loader when it lists every mistake of a config at once.
+ */
+export function pluginEntryProblems(plugin: PluginDefinition, options: unknown): Array<{ key: 'use' | 'with'; message: string }> {
+  const problems: Array<{ key: 'use' | 'with'; message: string }> = [];
+  if (plugin.core !== undefined) {
+    const accepted = coreRangeAccepts(String(plugin.core), coreVersion());
+    if (accepted === undefined) {
+      problems.push({ key: 'use', message: `plugin "${plugin.name}" declares core: ${JSON.stringify(plugin.core)}, which is not a range of @mailgate/core versions (e.g. "0.x", "1", "^0.1")` });
+    } else if (!accepted) {
+      problems.push({ key: 'use', message: `plugin "${plugin.name}" was written for @mailgate/core ${plugin.core}; this is @mailgate/core ${coreVersion()}` });
+    }
+  }
+  if (!plugin.options && !isEmptyOptions(options)) problems.push({ key: 'with', message: `plugin "${plugin.name}" takes no options` });
+  return problems;
+}
+
+/** No options given: nothing, or an empty mapping (`with: {}`). */
+function isEmptyOptions(options: unknown): boolean {
+  return options === undefined || options === null || (typeof options === 'object' && !Array.isArray(options) && Object.keys(options).length === 0);
 }

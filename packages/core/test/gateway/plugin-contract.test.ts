@@ -94,6 +94,17 @@ describe('adding a plugin', () => {
     await expect(embedded.use(definePlugin({ name: 'plain', setup() {} }), { foo: 1 } as never)).rejects.toThrow('use(): plugin "plain" takes no options');
   });
 
+  it('reported with the core config\'s own mistakes, in one run', async () => {
+    const future = pluginFile('future2', `core: '2',`);
+    const plain = pluginFile('plain2', '');
+    const message = await yamlError(`limits:\n  maxRecipents: 5\nplugins:\n  - use: ${future}\n  - use: ${plain}\n    with: { foo: 1 }\n`);
+    expect(message.split('\n')).toEqual([
+      expect.stringMatching(/gw\.yaml:2:3: limits\.maxRecipents: unknown key/),
+      expect.stringMatching(/gw\.yaml:4:\d+: plugins\[0\]\.use: plugin "future2" was written for @mailgate\/core 2/),
+      expect.stringMatching(/gw\.yaml:6:\d+: plugins\[1\]\.with: plugin "plain2" takes no options$/),
+    ]);
+  });
+
   it('a tap of a hook that does not exist: named, with the hooks there are', async () => {
     const use = pluginFile('typo', '', `ctx.tap('rcpt_to', () => undefined);`);
     const message = await yamlError(`plugins:\n  - use: ${use}\n`);
