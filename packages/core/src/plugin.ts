@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { DnsResolver } from './dns/index.js';
 import type { GatewayConfig } from './config/schema.js';
@@ -41,6 +42,8 @@ export interface PluginGatewayView {
   isLocalDomain(domain: string): boolean;
   /** The local domains, folded, in the order plugins declared them (e.g. for a default postmaster@ address). */
   listLocalDomains(): string[];
+  /** The addresses the gateway listens on, once it listens (empty before): real ports for port 0. */
+  readonly addresses: AddressInfo[];
   /** Hand a message the gateway made itself (a bounce) to its own plugins; see `Gateway.submit()`. */
   submit(options: SubmitOptions): Promise<SubmitResult>;
 }

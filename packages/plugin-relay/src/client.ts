@@ -95,7 +95,7 @@ function setRcptParams(conn: SMTPConnection, params: ReadonlyMap<string, string>
   return true;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+export const NON_ASCII = /[^\x00-\x7f]/;
 
 /** The server's EHLO keywords (nodemailer's parsed list; internal, checked), or undefined if unknown. */
 function extensions(conn: SMTPConnection): string[] | undefined {
@@ -245,31 +245,25 @@ export class ConnectionPool {
     // never sent to a server that does not offer it: no 8-bit envelope data goes out, the
     // recipients fail for good with 5.6.7, as Postfix does.
     const offered = extensions(conn)?.includes('SMTPUTF8') ?? false;
+    /** Send nothing on this connection (it goes back to the pool): the transaction fails with `error`. */
+    const giveUp = (error: TransactionError): Promise<never> => {
+      this.release(hop.key, conn);
+      body.destroy();
+      return Promise.reject(error);
+    };
     let to = envelope.to;
     const refusedHere: RecipientFailure[] = [];
     if (!offered) {
       const refusal = `554 5.6.7 SMTPUTF8 is required, but was not offered by host ${where(hop)}`;
-      if (envelope.smtputf8 || NON_ASCII.test(envelope.from)) {
-        this.release(hop.key, conn);
-        body.destroy();
-        return Promise.reject(new TransactionError(refusal, 554, false));
-      }
+      if (envelope.smtputf8 || NON_ASCII.test(envelope.from)) return giveUp(new TransactionError(refusal, 554, false));
       // Only some recipients need it (a notification to a non-ASCII address): those fail, the others go.
       to = envelope.to.filter((a) => !NON_ASCII.test(a));
       for (const address of envelope.to) if (NON_ASCII.test(address)) refusedHere.push({ address, code: 554, response: refusal });
-      if (!to.length) {
-        this.release(hop.key, conn);
-        body.destroy();
-        return Promise.reject(new TransactionError(refusal, 554, false, refusedHere));
-      }
+      if (!to.length) return giveUp(new TransactionError(refusal, 554, false, refusedHere));
     }
     const restore = offered && envelope.smtputf8 ? addSmtpUtf8ToMail(conn) : undefined;
-    if (restore === false) {
-      // The parameter cannot be added: better not send than send without it.
-      this.release(hop.key, conn);
-      body.destroy();
-      return Promise.reject(new TransactionError(`cannot send SMTPUTF8 to ${where(hop)} (SMTP client internals changed)`, undefined, false));
-    }
+    // The parameter cannot be added: better not send than send without it.
+    if (restore === false) return giveUp(new TransactionError(`cannot send SMTPUTF8 to ${where(hop)} (SMTP client internals changed)`, undefined, false));
     return new Promise<SendResult>((resolve, reject) => {
       let settled = false;
       const fail = (err: NodemailerError) => {

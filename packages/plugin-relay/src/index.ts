@@ -5,9 +5,9 @@
  */
 import { resolve } from 'node:path';
 import { rm, readFile, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { accept, definePlugin, tempfail, type Message, type PluginGatewayView, type Verdict } from '@mailgate/core';
 import { queueCommand, PID_FILE, runningGateway } from './cli.js';
+import { NON_ASCII } from './client.js';
 import { relayHooks } from './hooks.js';
 import { relayOptionsSchema, type RelayOptions } from './options.js';
 import { Relay } from './relay.js';
@@ -204,13 +204,12 @@ const relayPlugin = definePlugin({
 const OWNER_RECHECK_MS = 2_000;
 
 /**
- * The sockets the gateway listens on: the Gateway's `addresses` once it listens (real
- * ports for port 0, resolved host names), else the configured `listen` entries. The
- * plugin view does not promise `addresses`, so it is used only when it is there.
+ * The sockets the gateway listens on: its `addresses` once it listens (real ports for
+ * port 0, resolved host names), else the configured `listen` entries.
  */
 function listeningOn(gateway: PluginGatewayView): Listening[] {
-  const actual = (gateway as { addresses?: unknown }).addresses;
-  if (Array.isArray(actual) && actual.length) return (actual as AddressInfo[]).map((a) => ({ address: a.address, port: a.port }));
+  const actual = gateway.addresses;
+  if (actual.length) return actual.map((a) => ({ address: a.address, port: a.port }));
   return gateway.config.listen.map((l) => ({ address: l.host, port: l.port }));
 }
 
@@ -237,7 +236,6 @@ export default relayPlugin;
 
 /** Non-ASCII in the envelope or the header section: what only an SMTPUTF8 server may receive (RFC 6531 §3.4). */
 async function needsSmtpUtf8(sender: string, recipients: readonly string[], message: Message): Promise<boolean> {
-  const nonAscii = /[^\x00-\x7f]/;
-  if (nonAscii.test(sender) || recipients.some((r) => nonAscii.test(r))) return true;
-  return (await message.headers()).some((h) => nonAscii.test(h.name) || nonAscii.test(h.value));
+  if (NON_ASCII.test(sender) || recipients.some((r) => NON_ASCII.test(r))) return true;
+  return (await message.headers()).some((h) => NON_ASCII.test(h.name) || NON_ASCII.test(h.value));
 }

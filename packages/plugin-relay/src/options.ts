@@ -49,17 +49,25 @@ export const destinationSchema = z.strictObject({
 });
 export type Destination = z.output<typeof destinationSchema>;
 
+/**
+ * Maps looked up by names from DNS answers and addresses (an MX called `constructor`, a
+ * domain called `__proto__`): without a prototype, only the configured keys are there.
+ */
+function withoutPrototype<V>(record: Record<string, V>): Record<string, V> {
+  return Object.assign(Object.create(null) as Record<string, V>, record);
+}
+
 export const relayOptionsSchema = z.strictObject({
   /** Queue directory, relative to the config file's directory. */
   queueDir: z.string().min(1).default('./var/relay-queue'),
   /** SMTP port for MX deliveries (25 in production). */
   port: z.number().int().min(1).max(65535).default(25),
   /** Port override per MX host name (e.g. for tests or a local transport): `{ "mx1.dest.test": 2526 }`. */
-  mxPort: z.record(z.string(), z.number().int().min(1).max(65535)).default({}),
+  mxPort: z.record(z.string(), z.number().int().min(1).max(65535)).default({}).transform(withoutPrototype),
   /** Send all mail to this host instead of looking up MX records. */
   smarthost: destinationSchema.optional(),
   /** Per destination domain (lower-case) next hop, checked before `smarthost` and MX. */
-  routes: z.record(z.string(), destinationSchema).default({}),
+  routes: z.record(z.string(), destinationSchema).default({}).transform(withoutPrototype),
   /** STARTTLS policy for MX deliveries: `opportunistic` (default), `required` or `none`. */
   tls: tlsMode.default('opportunistic'),
   /** Verify MX server certificates. Default false (opportunistic TLS is unauthenticated, RFC 7435). */

@@ -238,7 +238,7 @@ export class Relay {
    * hop too); otherwise the domain (its MX, its route, or our own storage).
    */
   private destinationOf(domain: string): string {
-    if (!this.options.smarthost || Object.hasOwn(this.options.routes, domain) || this.local?.isLocalDomain(domain)) return domain;
+    if (!this.options.smarthost || this.options.routes[domain] !== undefined || this.local?.isLocalDomain(domain)) return domain;
     return SMARTHOST;
   }
 
@@ -590,7 +590,7 @@ export class Relay {
   }
 
   private isSelf(hop: Hop): boolean {
-    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && !Object.hasOwn(this.options.routes, hop.name);
+    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && this.options.routes[hop.name] === undefined;
   }
 
   /**

@@ -82,7 +82,7 @@ export type OwnAddressCheck = (address: string, port: number) => boolean;
  * address literals are checked with `isOwn`.
  */
 export async function route(domain: string, options: RelayOptions, dns: DnsResolver, isOwn: OwnAddressCheck = () => false): Promise<Route> {
-  const configured = (Object.hasOwn(options.routes, domain) ? options.routes[domain] : undefined) ?? options.smarthost;
+  const configured = options.routes[domain] ?? options.smarthost;
   if (configured) {
     const defaultPort = configured.implicitTls ? 465 : options.port;
     const { host, port } = splitHostPort(configured.host, defaultPort);

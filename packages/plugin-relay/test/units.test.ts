@@ -132,3 +132,14 @@ describe('mailgate queue without a running gateway', () => {
     }
   });
 });
+
+describe('routes and mxPort are looked up with names from DNS and addresses', () => {
+  it('only configured keys are there: an MX named "constructor" or a domain "__proto__" finds nothing', () => {
+    const options = relayOptionsSchema.parse({ mxPort: { 'mx1.dest.test': 2526 }, routes: { 'dest.test': { host: '127.0.0.1:2527' } } });
+    expect(options.mxPort['mx1.dest.test']).toBe(2526);
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      expect(options.mxPort[name]).toBeUndefined();
+      expect(options.routes[name]).toBeUndefined();
+    }
+  });
+});
