@@ -492,7 +492,7 @@ export class Relay {
     }
     let r;
     try {
-      r = await route(domain, this.options, this.dns, this.isOwnAddress);
+      r = await route(domain, this.options, this.dns, this.isOwnAddress, this.hostname.toLowerCase().replace(/\.$/, ''));
     } catch (error) {
       return all({ kind: 'temporary', error: `routing failed: ${(error as Error).message}` });
     }
@@ -501,10 +501,6 @@ export class Relay {
 
     let last: Outcome = { kind: 'temporary', error: 'no host tried' };
     for (const hop of r.hops) {
-      if (this.isSelf(hop)) {
-        last = { kind: 'temporary', error: `mail for ${domain} loops back to myself (${hop.name})` };
-        continue;
-      }
       const where = hopName(hop);
       let result: SendResult;
       try {
@@ -587,10 +583,6 @@ export class Relay {
       for (const rc of recipients) out.set(rc, failure);
     }
     return out;
-  }
-
-  private isSelf(hop: Hop): boolean {
-    return hop.name === this.hostname.toLowerCase() && this.options.mxPort[hop.name] === undefined && !this.options.smarthost && this.options.routes[hop.name] === undefined;
   }
 
   /**

@@ -79,9 +79,11 @@ export type OwnAddressCheck = (address: string, port: number) => boolean;
 /**
  * Where `domain`'s mail goes. Configured routes and the smarthost are taken as given (a
  * content filter on localhost is legitimate); hops found by MX lookup (or implicit MX) and
- * address literals are checked with `isOwn`.
+ * address literals are checked with `isOwn`, and an MX host named `selfName` (the
+ * gateway's hostname; behind NAT its public address is on no interface) is ours too,
+ * unless `mxPort` sends that name elsewhere.
  */
-export async function route(domain: string, options: RelayOptions, dns: DnsResolver, isOwn: OwnAddressCheck = () => false): Promise<Route> {
+export async function route(domain: string, options: RelayOptions, dns: DnsResolver, isOwn: OwnAddressCheck = () => false, selfName?: string): Promise<Route> {
   const configured = options.routes[domain] ?? options.smarthost;
   if (configured) {
     const defaultPort = configured.implicitTls ? 465 : options.port;
@@ -140,6 +142,11 @@ export async function route(domain: string, options: RelayOptions, dns: DnsResol
   for (const { exchange, priority } of hosts) {
     if (hops.length >= limit || ownPriority !== undefined) break;
     const name = exchange.replace(/\.$/, '').toLowerCase();
+    if (name === selfName && options.mxPort[name] === undefined) {
+      ownHost = name;
+      ownPriority = priority;
+      break;
+    }
     const found = await addresses(dns, name);
     if (!found.list.length) {
       unresolved ??= priority;

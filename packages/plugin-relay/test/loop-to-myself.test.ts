@@ -31,6 +31,9 @@ const fx = useRelayFixture({
   // we are the backup; the primary's name has no address now (a DNS failure, a typo fixed later)
   'primary.test': { MX: [{ exchange: 'gone.primary.test', priority: 5 }, { exchange: 'self.primary.test', priority: 10 }] },
   'self.primary.test': { A: ['127.0.0.1'] },
+  // an MX named as the gateway (relay.test) at an address on none of its interfaces: behind NAT
+  'named.test': { MX: [{ exchange: 'RELAY.TEST.', priority: 10 }] },
+  'relay.test': { A: ['192.0.2.25'] },
 });
 
 async function relayer(options: Parameters<typeof startRelayer>[0], config?: Record<string, unknown>) {
@@ -90,6 +93,14 @@ describe('relay: mail that would loop back to this host', () => {
     const deferred = await waitFor(() => r.events.deferred.find((e) => e.recipients.includes('x@primary.test')), 10_000, 'the deferral');
     expect(deferred.error).toMatch(/^unable to find primary relay for primary\.test: /);
     expect(failureOf(r, 'x@primary.test')).toBeUndefined();
+  });
+
+  it('an MX named as this gateway is this gateway, whatever its address (NAT): 5.4.6, no connection', async () => {
+    const r = await relayer({ allowLoopbackMx: false });
+    await sendMail(r.gw.port, 'alice@sender.test', ['x@named.test'], message('named'));
+    const failure = await waitFor(() => failureOf(r, 'x@named.test'), 10_000, 'the failure');
+    expect(failure.error).toBe('mail for named.test loops back to myself (MX relay.test is this host)');
+    expect(r.events.deferred).toHaveLength(0);
   });
 
   it('a better MX than us gets the mail', async () => {
