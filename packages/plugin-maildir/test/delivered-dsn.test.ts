@@ -56,6 +56,19 @@ async function start(maildir: Omit<MaildirOptionsInput, 'root'> = {}, after?: Re
   return Object.assign(t, { root, logs, mailbox: async (user: string) => (existsSync(join(root, 'example.test', user)) ? readMaildir(join(root, 'example.test', user)) : []) });
 }
 
+/** A storage step after the Maildir that takes `ms` over the gateway's own submissions (the reports). */
+function slowReportStore(ms: number) {
+  return definePlugin({
+    name: 'slow-report-store',
+    options: z.strictObject({}),
+    setup({ tap }) {
+      tap('queue', async (session) => {
+        if (session.internal) await new Promise((r) => setTimeout(r, ms));
+      }, { timeout: ms + 5_000 });
+    },
+  });
+}
+
 const ORIGINAL = Buffer.from('From: Alice <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: lunch?\r\nMessage-ID: <lunch@example.test>\r\n\r\nAt noon.\r\n');
 
 /** One transaction with raw commands; the client waits for QUIT's reply (the report is then built and on its way). */
@@ -126,15 +139,7 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
 
   it('the report is stored before the client gets its 250 (a crash after the 250 cannot lose it)', async () => {
     // storing the report is slow: a report sent after the 250 would not be there yet
-    gw = await start({}, definePlugin({
-      name: 'slow-report-store',
-      options: z.strictObject({}),
-      setup({ tap }) {
-        tap('queue', async (session) => {
-          if (session.internal) await new Promise((r) => setTimeout(r, 300));
-        });
-      },
-    }));
+    gw = await start({}, slowReportStore(300));
     const c = await SmtpTestClient.connect(gw.port);
     try {
       await c.read();
@@ -155,15 +160,7 @@ describe('a "delivered" DSN for NOTIFY=SUCCESS', () => {
   });
 
   it('a report slower to store than queueTimeout: the client still gets 250 (never a 451 with the report out), one report', async () => {
-    gw = await start({ queueTimeout: '1s' } as Omit<MaildirOptionsInput, 'root'>, definePlugin({
-      name: 'slow-report-store',
-      options: z.strictObject({}),
-      setup({ tap }) {
-        tap('queue', async (session) => {
-          if (session.internal) await new Promise((r) => setTimeout(r, 1_500));
-        }, { timeout: 5_000 });
-      },
-    }));
+    gw = await start({ queueTimeout: '1s' } as Omit<MaildirOptionsInput, 'root'>, slowReportStore(1_500));
     const r = await send('alice@example.test', ['<bob@example.test> NOTIFY=SUCCESS']);
     expect(r.data).toBe(250);
     expect(await gw.mailbox('bob')).toHaveLength(1);
